@@ -1,0 +1,32 @@
+# Two commands do everything: `make demo` and `make test`. Both run set-up first (idempotent).
+SHELL := /bin/bash
+PY := .venv/bin/python
+ENV ?= local
+SIZES ?= 10000 100000
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast test-slow eval bench clean-lake clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(PY) scripts/demo.py --env $(ENV)
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	@$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
+
+eval: setup
+	@$(PY) scripts/run_eval.py --out reports/eval
+
+bench: setup
+	@$(PY) scripts/bench.py --sizes $(SIZES) --out bench
+
+clean-lake:
+	rm -rf lake mlruns
+
+clean: clean-lake
+	rm -rf .venv jars .setup-stamps
