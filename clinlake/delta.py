@@ -55,23 +55,33 @@ def ensure_table(spark: SparkSession, path: str, df: DataFrame, partition_by: It
     writer.save(path)
 
 
-def merge_insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:
-    """Insert rows whose keys are not in the table yet; one atomic commit, so a rerun adds nothing."""
+def merge_insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> int:
+    """Insert rows whose keys are not in the table yet; one atomic commit (none when nothing is new)."""
     ensure_table(spark, path, df)
-    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), cond).whenNotMatchedInsertAll().execute()
+    existing = spark.read.format("delta").load(path).select(*keys)
+    new = df.join(existing, on=keys, how="left_anti")
+    n = new.count()
+    if n:
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        DeltaTable.forPath(spark, path).alias("t").merge(new.alias("s"), cond).whenNotMatchedInsertAll().execute()
+    return n
 
 
-def merge_upsert_changed(spark: SparkSession, df: DataFrame, path: str, key: str, change_col: str) -> None:
-    """Insert new keys and update rows whose change_col differs; one atomic commit."""
+def merge_upsert_changed(spark: SparkSession, df: DataFrame, path: str, key: str, change_col: str) -> int:
+    """Insert new keys and update rows whose change_col differs; one atomic commit (none when nothing changed)."""
     ensure_table(spark, path, df)
-    (
-        DeltaTable.forPath(spark, path).alias("t")
-        .merge(df.alias("s"), f"t.`{key}` = s.`{key}`")
-        .whenMatchedUpdateAll(condition=f"NOT (t.`{change_col}` <=> s.`{change_col}`)")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    existing = spark.read.format("delta").load(path).select(key, change_col)
+    changed = df.join(existing, on=[key, change_col], how="left_anti")
+    n = changed.count()
+    if n:
+        (
+            DeltaTable.forPath(spark, path).alias("t")
+            .merge(changed.alias("s"), f"t.`{key}` = s.`{key}`")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return n
 
 
 def replace_for_keys(spark: SparkSession, new_rows: DataFrame, keys: DataFrame, path: str, key: str) -> None:
