@@ -1,0 +1,1 @@
+"""The evaluation job: submission parsing, deployed-pipeline seam, scoring and reporting."""

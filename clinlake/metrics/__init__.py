@@ -1,0 +1,1 @@
+"""Shared-task metrics (MEDDOCAN, CodiEsp, CANTEMIST, PharmaCoNER), pure Python."""
