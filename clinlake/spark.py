@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -34,6 +35,8 @@ def build_spark(cfg: DictConfig, app_name: str) -> SparkSession:
     """Build (or reuse) the SparkSession for a job; spark.master comes from conf only outside spark-submit."""
     builder = SparkSession.builder.appName(app_name)
     if not launched_by_spark_submit():
+        # Python workers must run this interpreter (the .venv with pandas/pyarrow), not the system python.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # Outside spark-submit we start the JVM ourselves, so master and jars come from configuration.
         builder = builder.config("spark.master", str(cfg.spark.master)).config("spark.jars", jar_list(cfg))
     for key, value in (cfg.spark.get("conf") or {}).items():
