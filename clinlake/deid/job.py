@@ -1,0 +1,94 @@
+"""De-identification stage wiring: secret handling, model spans, the UDF over a notes frame, output frames."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from clinlake.config import path_of
+from clinlake.deid.replace import DeidPolicy
+from clinlake.deid.residual import RESIDUAL_PATTERNS
+from clinlake.deid.surrogates import DeidSecret, load_secret
+
+log = logging.getLogger(__name__)
+
+
+def secret_for(cfg: DictConfig) -> DeidSecret:
+    """The surrogate key from the environment or the secret file; a local/demo lake may create its own file."""
+    env_var = str(cfg.deid.secret_env)
+    file_cfg = str(cfg.deid.get("secret_file") or "")
+    file_path = path_of(cfg, file_cfg) if file_cfg else None
+    if not os.environ.get(env_var) and file_path and not Path(file_path).exists() and cfg.deid.create_secret_if_missing:
+        Path(file_path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        log.info("created a new de-identification secret file for this lake (mode 0600)")
+    return load_secret(env_var, file_path)
+
+
+def policy_for(cfg: DictConfig) -> DeidPolicy:
+    """Replacement policy from `deid.policy` (defaults in clinlake.deid.replace)."""
+    raw = OmegaConf.to_container(cfg.deid.get("policy") or {}, resolve=True)
+    return DeidPolicy.from_dict(raw)  # type: ignore[arg-type]
+
+
+def with_model_spans(notes: DataFrame, model: Any | None) -> DataFrame:
+    """Add `model_spans` array<struct<start,end,label,score>> from a NER pipeline (null when no model)."""
+    span_t = "array<struct<start:int,end:int,label:string,score:double>>"
+    if model is None:
+        return notes.withColumn("model_spans", F.lit(None).cast(span_t))
+    out = model.transform(notes)
+    spans = F.transform(
+        F.col("ner_chunk"),
+        lambda c: F.struct(
+            c["begin"].alias("start"), (c["end"] + 1).alias("end"), c["metadata"]["entity"].alias("label"),
+            F.coalesce(c["metadata"]["confidence"].cast("double"), F.lit(1.0)).alias("score"),
+        ),
+    )
+    return out.withColumn("model_spans", spans.cast(span_t)).select(*notes.columns, "model_spans")
+
+
+def with_deid(notes: DataFrame, deid_udf: Any) -> DataFrame:
+    """Apply the de-identification UDF: adds struct column `deid` (deid_text, spans, error)."""
+    return notes.withColumn("deid", deid_udf(F.col("note_text"), F.col("person_id"), F.col("model_spans")))
+
+
+def with_residual_check(df: DataFrame) -> DataFrame:
+    """Flag de-identified texts that still match an identifier pattern (they never reach note_deid)."""
+    hit = F.lit(None).cast("string")
+    for name, rx in reversed(list(RESIDUAL_PATTERNS.items())):
+        hit = F.when(F.col("deid.deid_text").rlike(rx), F.lit(name)).otherwise(hit)
+    return df.withColumn("residual", hit)
+
+
+def deid_rows(df: DataFrame, deid_system: str, note_columns: list[str]) -> DataFrame:
+    """note_deid rows: NOTE shape with the de-identified text, the original's fingerprint and the system."""
+    cols = [F.col("deid.deid_text").alias("note_text") if c == "note_text" else F.col(c) for c in note_columns]
+    return df.select(*cols, F.sha2(F.col("deid.deid_text"), 256).alias("deid_text_sha256"),
+                     F.lit(deid_system).alias("deid_system"))
+
+
+def phi_rows(df: DataFrame, keep_original: bool) -> DataFrame:
+    """phi_span audit rows (original PHI text only when configuration asks for it)."""
+    exploded = df.select("note_id", "person_id", F.explode("deid.spans").alias("s"))
+    cols = [
+        "note_id",
+        F.col("s.start").alias("start"), F.col("s.end").alias("end"),
+        F.col("s.new_start").alias("new_start"), F.col("s.new_end").alias("new_end"),
+        F.col("s.label").alias("phi_type"), F.col("s.replacement").alias("replacement"),
+        F.col("s.detector").alias("detector"),
+    ]
+    out = exploded.join(df.select("note_id", "note_text"), "note_id") if keep_original else exploded
+    if keep_original:
+        cols.append(F.expr("substring(note_text, s.start + 1, s.end - s.start)").alias("original_text"))
+    else:
+        cols.append(F.lit(None).cast("string").alias("original_text"))
+    return out.select(*cols)

@@ -1,0 +1,92 @@
+"""Merge policy: validated beats unvalidated, longer beats shorter, then detector priority and score; no coverage lost."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clinlake.deid.merge import has_overlaps, merge_spans
+from clinlake.deid.types import Span
+
+
+def _cov(spans) -> set[int]:
+    """Characters covered."""
+    return {i for s in spans for i in range(s.start, s.end)}
+
+
+def test_validated_identifier_beats_longer_model_span():
+    model = Span(0, 26, "NOMBRE_SUJETO_ASISTENCIA", "model:ner", 0.99)
+    rule = Span(8, 26, "CORREO_ELECTRONICO", "rule:email", validated=True)
+    out = merge_spans([model, rule])
+    assert rule in out
+    assert [(s.start, s.end, s.label) for s in out] == [(0, 8, "NOMBRE_SUJETO_ASISTENCIA"), (8, 26, "CORREO_ELECTRONICO")]
+
+
+def test_longer_span_wins_over_shorter():
+    year = Span(12, 16, "FECHAS", "rule:date", 0.7)
+    full = Span(0, 16, "FECHAS", "model:ner", 0.6)
+    assert merge_spans([year, full]) == [full]
+
+
+def test_tie_by_detector_priority_then_score():
+    rule = Span(0, 5, "TERRITORIO", "rule:postal", 0.5)
+    model = Span(0, 5, "ID_SUJETO_ASISTENCIA", "model:ner", 0.99)
+    assert merge_spans([model, rule]) == [rule]
+    assert merge_spans([model, rule], priority={"model": 5, "rule": 1}) == [model]
+    low, high = Span(0, 5, "CALLE", "model:a", 0.2), Span(0, 5, "HOSPITAL", "model:b", 0.9)
+    assert merge_spans([low, high]) == [high]
+
+
+def test_loser_keeps_its_uncovered_characters():
+    winner = Span(5, 15, "HOSPITAL", "model:ner", 0.9)
+    loser = Span(0, 8, "NOMBRE_PERSONAL_SANITARIO", "rule:header", 0.8)
+    out = merge_spans([winner, loser])
+    assert [(s.start, s.end, s.label) for s in out] == [(0, 5, "NOMBRE_PERSONAL_SANITARIO"), (5, 15, "HOSPITAL")]
+
+
+def test_order_independent_and_idempotent():
+    spans = [Span(0, 4, "A", "rule:x"), Span(2, 9, "B", "model:y", 0.3), Span(2, 9, "C", "model:z", 0.3)]
+    once = merge_spans(spans)
+    assert merge_spans(list(reversed(spans))) == once
+    assert merge_spans(once) == once
+
+
+def test_clip_to_text_and_drop_empty():
+    out = merge_spans([Span(3, 3, "A", "rule:x"), Span(8, 20, "B", "rule:x")], text_length=10)
+    assert [(s.start, s.end) for s in out] == [(8, 10)]
+
+
+span_st = st.builds(
+    lambda s, n, lab, det, score, val: Span(s, s + n, lab, det, score, val),
+    st.integers(0, 200),
+    st.integers(0, 40),
+    st.sampled_from(["FECHAS", "CALLE", "NOMBRE_SUJETO_ASISTENCIA", "ID_SUJETO_ASISTENCIA"]),
+    st.sampled_from(["rule:a", "rule:b", "model:ner", "other:x"]),
+    st.floats(0, 1, allow_nan=False),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(span_st, max_size=40))
+def test_property_sorted_disjoint_and_coverage_preserved(spans):
+    out = merge_spans(spans)
+    assert out == sorted(out, key=lambda s: s.start)
+    assert not has_overlaps(out)
+    assert _cov(out) == _cov(spans)
+    # every output span comes from an input span (same label and detector, inside its extent)
+    for o in out:
+        assert any(i.label == o.label and i.detector == o.detector and i.start <= o.start and o.end <= i.end
+                   for i in spans)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(span_st, max_size=30))
+def test_property_validated_characters_go_to_validated_spans(spans):
+    out = merge_spans(spans)
+    validated = [s for s in spans if s.validated and s.length > 0]  # an empty span claims no character
+    for o in out:
+        if any(o.start < v.end and v.start < o.end for v in validated):
+            # the owner of characters a validated span claimed is itself a (piece of a) validated input span
+            assert any(v.start <= o.start and o.end <= v.end and v.label == o.label and v.detector == o.detector
+                       for v in validated)  # fmt: skip
