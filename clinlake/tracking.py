@@ -95,7 +95,7 @@ def log_and_register_spark_model(model: Any, name: str, signature: Any = None) -
     import mlflow.spark
 
     info = mlflow.spark.log_model(
-        model, name="model", pip_requirements=PIP_REQUIREMENTS, signature=signature, registered_model_name=name
+        model, "model", pip_requirements=PIP_REQUIREMENTS, signature=signature, registered_model_name=name
     )
     return str(info.registered_model_version)
 
