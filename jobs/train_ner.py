@@ -1,4 +1,8 @@
-"""Job train_ner: fit a recogniser, log it to MLflow, register a new version (first version becomes @champion)."""
+"""Job train_ner: fit a recogniser, log it to MLflow, register a new version (first version becomes @champion).
+
+--model gazetteer: TextMatcher over the lake's gazetteer. --model diagnosis_procedure | morphology | drug:
+NerDL on the registered in-domain embeddings (run train_embeddings first), settings under models.ner.*.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from clinlake.config import lake_path  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
 log = logging.getLogger("clinlake.train_ner")
-MODELS = ("gazetteer",)
+NERDL_MODELS = ("diagnosis_procedure", "morphology", "drug")
+MODELS = ("gazetteer",) + NERDL_MODELS
 
 
 def signature():
@@ -58,6 +63,10 @@ def train_gazetteer(spark: SparkSession, cfg: DictConfig) -> dict:
 
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     """Dispatch on --model."""
+    if args.model in NERDL_MODELS:
+        from clinlake.ner.lifecycle import train_recogniser
+
+        return train_recogniser(spark, cfg, args.model)
     if args.model != "gazetteer":
         raise UserError(f"unknown --model '{args.model}' (expected one of {', '.join(MODELS)})")
     return train_gazetteer(spark, cfg)

@@ -1,0 +1,133 @@
+"""clinlake.ner on Spark: shared tokenisation, and the whole train -> log -> register -> load by alias -> predict path."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from clinlake.ner.settings import with_model_defaults
+from clinlake.ner.tokens import CHUNK_COL, fit_text_pipeline
+
+MEDDOCAN_TYPES = ["NOMBRE_SUJETO_ASISTENCIA", "NOMBRE_PERSONAL_SANITARIO", "FECHAS", "EDAD_SUJETO_ASISTENCIA",
+                  "SEXO_SUJETO_ASISTENCIA", "CALLE", "TERRITORIO", "PAIS", "CORREO_ELECTRONICO",
+                  "ID_SUJETO_ASISTENCIA", "ID_ASEGURAMIENTO", "ID_CONTACTO_ASISTENCIAL", "NUMERO_TELEFONO",
+                  "NUMERO_FAX", "PROFESION", "HOSPITAL", "INSTITUCION", "CENTRO_SALUD", "FAMILIARES_SUJETO_ASISTENCIA",
+                  "ID_TITULACION_PERSONAL_SANITARIO", "OTROS_SUJETO_ASISTENCIA"]
+
+
+def _text_cfg():
+    from tests.conftest import test_config
+
+    return with_model_defaults(test_config()).models.text
+
+
+def test_tokenizer_splits_run_together_words_with_exact_offsets(spark):
+    text = "Nombre: Juan FerrándezCorreo electrónico: jf@hosp.es. NHC:1234 y 28016-Madrid, pH 7 IgG."
+    model = fit_text_pipeline(spark, _text_cfg())
+    toks = model.transform(spark.createDataFrame([(text,)], "note_text string")).select("token").first()[0]
+    words = [t.result for t in toks]
+    assert "Ferrández" in words and "Correo" in words and "1234" in words and "Madrid" in words
+    assert "pH" in words and "IgG" in words  # one lower-case letter before a capital is not a run-together word
+    assert all(text[t.begin:t.end + 1] == t.result for t in toks)
+
+
+def test_sentence_length_is_bounded_for_huge_notes(spark):
+    text = " ".join(["palabra"] * 20000)  # 160 kB without a full stop
+    model = fit_text_pipeline(spark, _text_cfg())
+    sents, toks = model.transform(spark.createDataFrame([(text,)], "note_text string")).select(
+        "sentence", "token").first()
+    limit = int(_text_cfg().sentence_max_chars)
+    assert len(sents) > 100 and max(s.end - s.begin + 1 for s in sents) <= limit
+    assert len(toks) == 20000  # cut, not dropped: every word is still seen by the recogniser
+
+
+def _synthetic_meddocan(folder, n_docs: int, seed: int):
+    """Brat docs with every MEDDOCAN type (so BIO needs the generated 43-tag graph)."""
+    folder.mkdir(parents=True)
+    for d in range(n_docs):
+        parts, spans = [], []
+        pos = 0
+        for k in range(3):
+            typ = MEDDOCAN_TYPES[(d * 3 + k + seed) % len(MEDDOCAN_TYPES)]
+            prefix = f"Consta dato {k} del tipo {typ.lower()} como "
+            value = f"valor{(d + k) % 7} extra{d % 5}"
+            sentence = f"{prefix}{value} en la nota.\n"
+            spans.append((typ, pos + len(prefix), pos + len(prefix) + len(value)))
+            parts.append(sentence)
+            pos += len(sentence)
+        text = "".join(parts)
+        (folder / f"doc{d:03d}.txt").write_text(text, encoding="utf-8")
+        (folder / f"doc{d:03d}.ann").write_text(
+            "".join(f"T{i + 1}\t{t} {s} {e}\t{text[s:e]}\n" for i, (t, s, e) in enumerate(spans)), encoding="utf-8")
+
+
+def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from clinlake import tracking
+    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+    from tests.conftest import test_config
+
+    _synthetic_meddocan(tmp_path / "corpora" / "train", 24, 0)
+    _synthetic_meddocan(tmp_path / "corpora" / "dev", 6, 1)
+    cfg = test_config(tmp_path, [
+        f"models.embeddings.corpora_root={tmp_path / 'corpora'}", "models.embeddings.text_dirs=[train,dev]",
+        "models.embeddings.conll_files=[]", "models.embeddings.min_count=1",
+        f"models.deid.train={tmp_path / 'corpora' / 'train'}", f"models.deid.dev={tmp_path / 'corpora' / 'dev'}",
+        "models.ner.defaults.max_epochs=1", "models.ner.defaults.batch_size=8",
+    ])
+    emb = train_embeddings(spark, cfg)
+    assert emb["version"] == "1" and emb["alias_set"] and emb["vocabulary"] > 20
+
+    out = train_recogniser(spark, cfg, "deid")
+    assert out["model"] == "deid-ner-es" and out["version"] == "1" and out["champion"] is True
+    assert out["embeddings"] == "embeddings-clinical-es@1" and out["epochs"] == 1
+    assert out["alignment"]["spans"] == 72 and out["alignment"]["spans_aligned"] == 72
+
+    tracking.configure(cfg)
+    run = MlflowClient().get_run(out["run_id"])
+    assert run.data.params["tags"] == "43" and run.data.params["graph_dir"].endswith("graphs")
+    assert run.data.params["seed"] == "42"
+    assert "dev_subtrack1_strict_f1" in run.data.metrics
+    assert len(MlflowClient().get_metric_history(out["run_id"], "train_loss")) == 1
+    assert any(a.path == "training_logs" for a in MlflowClient().list_artifacts(out["run_id"]))
+    assert mlflow.models.get_model_info(f"models:/deid-ner-es/{out['version']}").signature is not None
+
+    model, ref = tracking.load_spark_model(cfg, "deid-ner-es", "champion")
+    assert ref == "deid-ner-es@1"
+    text = (tmp_path / "corpora" / "dev" / "doc000.txt").read_text(encoding="utf-8")
+    pred = model.transform(spark.createDataFrame([(text,)], "note_text string"))
+    assert {"document", "sentence", "token", "embeddings", "ner", CHUNK_COL} <= set(pred.columns)
+    row = pred.select("ner", CHUNK_COL).first()
+    assert row["ner"] and {a.result.split("-", 1)[-1] for a in row["ner"]} <= set(MEDDOCAN_TYPES) | {"O"}
+    for chunk in row[CHUNK_COL]:
+        assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
+
+
+def test_training_is_rejected_without_registered_embeddings(spark, tmp_path):
+    from clinlake.errors import UserError
+    from clinlake.ner.lifecycle import train_recogniser
+    from tests.conftest import test_config
+
+    _synthetic_meddocan(tmp_path / "train", 2, 0)
+    cfg = test_config(tmp_path, [f"models.deid.train={tmp_path / 'train'}", f"models.deid.dev={tmp_path / 'train'}"])
+    with pytest.raises(UserError, match="embeddings-clinical-es"):
+        train_recogniser(spark, cfg, "deid")
+
+
+FULL = [("deid", "subtrack1_strict_f1", 0.90), ("morphology", "ner_f1", 0.75), ("drug", "ner_f1", 0.75),
+        ("diagnosis_procedure", "mention_f1", 0.45)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,metric,floor", FULL)
+def test_full_training_on_the_shared_corpora(spark, tmp_path, shared_dir, model, metric, floor):
+    """Full corpora, configured epochs: guards against regressions (floors sit below the issue's targets)."""
+    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+    from tests.conftest import test_config
+
+    cfg = test_config(tmp_path, [f"models.embeddings.corpora_root={shared_dir / 'corpora'}"])
+    train_embeddings(spark, cfg)
+    out = train_recogniser(spark, cfg, model)
+    assert out["dev"][metric] >= floor, OmegaConf.to_yaml(OmegaConf.create(out["dev"]))
