@@ -9,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
+from clinlake import catalog
 from clinlake.config import path_of
 from clinlake.errors import UserError
 
@@ -41,6 +42,8 @@ def build_spark(cfg: DictConfig, app_name: str) -> SparkSession:
         builder = builder.config("spark.master", str(cfg.spark.master)).config("spark.jars", jar_list(cfg))
     for key, value in (cfg.spark.get("conf") or {}).items():
         builder = builder.config(str(key), str(value).lower() if isinstance(value, bool) else str(value))
+    for key, value in catalog.session_conf(cfg).items():  # persistent table names (omop.*, ops.*)
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(str(cfg.spark.get("log_level", "WARN")))
     return spark

@@ -16,7 +16,7 @@ from omegaconf import DictConfig  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from clinlake import delta, tracking  # noqa: E402
+from clinlake import catalog, delta, tracking  # noqa: E402
 from clinlake.config import lake_path, path_of, to_dict  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
@@ -142,6 +142,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         per_vocab = {r["vocabulary_id"]: r["n"] for r in spark.read.format("delta").load(concept_path)
                      .groupBy("vocabulary_id").agg(F.count("*").alias("n")).collect()}
         mlflow.log_metrics({f"rows_{k}": float(v) for k, v in counts.items()})
+        for table in counts:
+            catalog.register(spark, cfg, table)
         return {**counts, "concepts_per_vocabulary": per_vocab, "fingerprint": fp[:12]}
 
 

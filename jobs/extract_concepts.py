@@ -13,7 +13,7 @@ from omegaconf import DictConfig  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from clinlake import delta, note_nlp, quality, recognise, resolve, tracking  # noqa: E402
+from clinlake import catalog, delta, note_nlp, quality, recognise, resolve, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path, to_dict  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
@@ -62,6 +62,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     out_path, log_path = lake_path(cfg, "note_nlp"), lake_path(cfg, "nlp_processed")
     input_version = delta.version(spark, input_path)
     notes = spark.read.format("delta").option("versionAsOf", input_version).load(input_path)
+    if "deid_text_sha256" in notes.columns:
+        # Offsets refer to the de-identified text: its fingerprint decides what needs reprocessing.
+        notes = notes.withColumn("text_sha256", F.col("deid_text_sha256"))
     todo = notes
     if delta.exists(spark, log_path):
         done = spark.read.format("delta").load(log_path).filter(F.col("nlp_system") == nlp_system) \
@@ -98,6 +101,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         }
         mlflow.log_metrics({"notes_processed": n_todo, "concepts_written": n_rows, "notes_in_input": n_input})
         rows.unpersist()
+        for table in ("note_nlp", "nlp_processed"):
+            catalog.register(spark, cfg, table)
         todo.unpersist()
         return summary
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from clinlake import delta, ingest, quality, tracking  # noqa: E402
+from clinlake import catalog, delta, ingest, quality, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 
@@ -49,6 +49,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         n_after = spark.read.format("delta").load(note_path).count()
         reasons = {r["reason"]: r["n"] for r in bad.groupBy("reason").agg(F.count("*").alias("n")).collect()}
         checked.unpersist()
+        for table in ("note", "note_quarantine"):
+            catalog.register(spark, cfg, table)
         summary = {
             "notes_read": n_read, "accepted": n_good, "quarantined": n_bad,
             "reconciled": n_read == n_good + n_bad,

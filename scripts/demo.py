@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 EXAMPLE_SQL = """
 SELECT n.vocabulary_id, n.concept_code, c.concept_name, count(*) AS mentions,
        count(DISTINCT n.note_id) AS notes, sum(CASE WHEN n.term_exists = 'N' THEN 1 ELSE 0 END) AS not_present
-FROM note_nlp n LEFT JOIN concept c ON c.concept_id = n.note_nlp_source_concept_id
+FROM omop.note_nlp n LEFT JOIN omop.concept c ON c.concept_id = n.note_nlp_source_concept_id
 WHERE n.vocabulary_id = 'ICD10CM'
 GROUP BY n.vocabulary_id, n.concept_code, c.concept_name
 ORDER BY mentions DESC, n.concept_code
@@ -72,9 +72,7 @@ def main() -> None:
         print(f"demo: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
-    for t in ("note_nlp", "concept"):
-        spark.read.format("delta").load(lake_path(cfg, t)).createOrReplaceTempView(t)
-    nlp = spark.table("note_nlp")
+    nlp = spark.read.format("delta").load(lake_path(cfg, "note_nlp"))
     per_vocab = nlp.groupBy("vocabulary_id").agg(F.count("*").alias("n")).orderBy(F.desc("n")).collect()
     top = (nlp.filter(F.col("concept_code").isNotNull())
            .groupBy("vocabulary_id", "concept_code").agg(F.count("*").alias("n"))
@@ -85,13 +83,14 @@ def main() -> None:
     for reason, n in sorted(ing["quarantine_reasons"].items()):
         print(f"   quarantined {n} x {reason}")
     print(f"model: {ext['model']}   notes processed this run: {ext['notes_processed']}")
-    print(f"concepts in note_nlp: {nlp.count()}   present (term_exists=Y): {nlp.filter('term_exists = \"Y\"').count()}")
+    present = nlp.filter(F.col("term_exists") == "Y").count()
+    print(f"concepts in note_nlp: {nlp.count()}   present (term_exists=Y): {present}")
     for r in per_vocab:
         print(f"   {r['vocabulary_id'] or '(unresolved)'}: {r['n']}")
     print("ten most frequent codes:")
     for r in top:
         print(f"   {r['vocabulary_id']:9} {r['concept_code']:10} {r['n']}")
-    print("\nexample SQL on note_nlp:\n" + EXAMPLE_SQL)
+    print("\nexample SQL on the catalog (python jobs/sql.py --query ...):\n" + EXAMPLE_SQL)
     spark.sql(EXAMPLE_SQL).show(truncate=60)
     print(f"demo finished in {time.time() - started:.0f}s")
 

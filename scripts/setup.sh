@@ -23,12 +23,14 @@ else
   echo "setup: .venv up to date"
 fi
 
-pom_hash=$( (cat jvm/pom.xml; cat scripts/prune_jars.py) | sha256sum | cut -c1-16)
+pom_hash=$( (cat jvm/pom.xml jvm/connect/pom.xml scripts/prune_jars.py) | sha256sum | cut -c1-16)
 if [ ! -s jars/classpath.txt ] || [ "$(cat .setup-stamps/jars 2>/dev/null)" != "$pom_hash" ]; then
   echo "setup: resolving JVM jars from Maven Central (jvm/pom.xml) into jars/"
   rm -rf jars && mkdir -p jars
   mvn -q -B -f jvm/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/jars"
   .venv/bin/python scripts/prune_jars.py jars
+  # The Spark Connect server jar lives apart (jars/connect/): only `jobs/sql.py --serve` loads it.
+  mvn -q -B -f jvm/connect/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PWD/jars/connect"
   echo "$pom_hash" > .setup-stamps/jars
 else
   echo "setup: jars up to date ($(tr ',' '\n' < jars/classpath.txt | wc -l) jars)"

@@ -36,7 +36,8 @@ def secret_for(cfg: DictConfig) -> DeidSecret:
 
 def policy_for(cfg: DictConfig) -> DeidPolicy:
     """Replacement policy from `deid.policy` (defaults in clinlake.deid.replace)."""
-    raw = OmegaConf.to_container(cfg.deid.get("policy") or {}, resolve=True)
+    node = cfg.deid.get("policy")
+    raw = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     return DeidPolicy.from_dict(raw)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,96 @@
+"""Integration: the whole chain on the bundled sample into a temp lake, asserted on the Delta contents."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from clinlake.config import lake_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _read(spark, cfg, table):
+    return spark.read.format("delta").load(lake_path(cfg, table))
+
+
+def _chain(spark, cfg):
+    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+
+    ns = argparse.Namespace
+    out = {"ingest": ingest_notes.run(spark, cfg, ns(input=str(ROOT / "sample/notes/notes.jsonl"), format="json")),
+           "vocab": build_vocabulary.run(spark, cfg, ns())}
+    out["train"] = train_ner.run(spark, cfg, ns(model="gazetteer"))
+    out["deid"] = deidentify_notes.run(spark, cfg, ns())
+    out["extract"] = extract_concepts.run(spark, cfg, ns(model_alias=None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    from tests.conftest import test_config
+
+    tmp = tmp_path_factory.mktemp("chain")
+    cfg = test_config(tmp)
+    first = _chain(spark, cfg)
+    return cfg, first
+
+
+def test_ingest_reconciles(spark, lake):
+    cfg, first = lake
+    ing = first["ingest"]
+    n_raw = sum(1 for _ in open(ROOT / "sample/notes/notes.jsonl", encoding="utf-8"))
+    assert ing["notes_read"] == n_raw
+    assert ing["notes_read"] == ing["accepted"] + ing["quarantined"]
+    assert _read(spark, cfg, "note").count() == ing["accepted"]
+    assert _read(spark, cfg, "note_quarantine").count() == ing["quarantined"]
+    reasons = {r["reason"] for r in _read(spark, cfg, "note_quarantine").select("reason").collect()}
+    assert {"note_text is null", "note_text is empty or whitespace", "duplicate note_id with different text",
+            "note_date unparseable or impossible", "note_id is not an integer"} <= reasons
+
+
+def test_deid_reconciles_and_changes_text(spark, lake):
+    cfg, first = lake
+    d = first["deid"]
+    assert d["notes_processed"] == d["deidentified"] + d["quarantined"]
+    deid = _read(spark, cfg, "note_deid").select("note_id", F.col("note_text").alias("deid"))
+    orig = _read(spark, cfg, "note").select("note_id", "note_text")
+    joined = orig.join(deid, "note_id")
+    assert joined.count() == d["deidentified"]
+    assert joined.filter("deid <> note_text").count() > 0.9 * d["deidentified"]  # MEDDOCAN notes all carry PHI
+    assert _read(spark, cfg, "phi_span").count() > 0
+
+
+def test_note_nlp_offsets_equal_lexical_variant(spark, lake):
+    cfg, first = lake
+    nlp = _read(spark, cfg, "note_nlp")
+    assert nlp.count() > 0
+    texts = dict(_read(spark, cfg, "note_deid").select("note_id", "note_text").collect())
+    for r in nlp.select("note_id", "offset_start", "offset_end", "lexical_variant").collect():
+        assert texts[r["note_id"]][r["offset_start"]:r["offset_end"]] == r["lexical_variant"]
+    systems = {r[0] for r in nlp.select("nlp_system").distinct().collect()}
+    assert systems == {f"{first['train']['model']}@{first['train']['version']}"}
+    assert nlp.filter("note_nlp_source_concept_id > 0").count() > 0.5 * nlp.count()
+
+
+def test_second_run_changes_nothing(spark, lake):
+    cfg, _ = lake
+    from delta.tables import DeltaTable
+
+    tables = ("note", "note_quarantine", "note_deid", "phi_span", "note_nlp", "concept")
+    before = {t: DeltaTable.forPath(spark, lake_path(cfg, t)).history(1).first()["version"] for t in tables}
+    counts = {t: _read(spark, cfg, t).count() for t in tables}
+    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes
+
+    ns = argparse.Namespace
+    ing = ingest_notes.run(spark, cfg, ns(input=str(ROOT / "sample/notes/notes.jsonl"), format="json"))
+    assert ing["new_in_note"] == 0
+    assert build_vocabulary.run(spark, cfg, ns()).get("skipped")
+    assert deidentify_notes.run(spark, cfg, ns())["notes_processed"] == 0
+    assert extract_concepts.run(spark, cfg, ns(model_alias=None))["notes_processed"] == 0
+    after = {t: DeltaTable.forPath(spark, lake_path(cfg, t)).history(1).first()["version"] for t in tables}
+    assert after == before
+    assert {t: _read(spark, cfg, t).count() for t in tables} == counts
