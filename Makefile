@@ -5,7 +5,7 @@ ENV ?= local
 SIZES ?= 10000 100000
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow eval bench clean-lake clean
+.PHONY: setup demo test test-fast test-all eval bench clean-lake clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,11 +13,15 @@ setup:
 demo: setup
 	@$(PY) scripts/demo.py --env $(ENV)
 
+# The CI suite: everything but the full-corpus trainings (those are `make test-all` / docs/ner.md).
 test: setup
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not training" $(PYTEST_ARGS)
 
 test-fast: setup
-	@$(PY) -m pytest -m "not slow and not cluster" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not slow and not cluster and not training" $(PYTEST_ARGS)
+
+test-all: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
 
 eval: setup
 	@$(PY) scripts/run_eval.py --out reports/eval

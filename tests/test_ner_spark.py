@@ -116,11 +116,11 @@ def test_training_is_rejected_without_registered_embeddings(spark, tmp_path):
         train_recogniser(spark, cfg, "deid")
 
 
-FULL = [("deid", "subtrack1_strict_f1", 0.90), ("morphology", "ner_f1", 0.75), ("drug", "ner_f1", 0.75),
+FULL = [("deid", "subtrack1_strict_f1", 0.84), ("morphology", "ner_f1", 0.75), ("drug", "ner_f1", 0.75),
         ("diagnosis_procedure", "mention_f1", 0.45)]
 
 
-@pytest.mark.slow
+@pytest.mark.training
 @pytest.mark.parametrize("model,metric,floor", FULL)
 def test_full_training_on_the_shared_corpora(spark, tmp_path, shared_dir, model, metric, floor):
     """Full corpora, configured epochs: guards against regressions (floors sit below the issue's targets)."""
