@@ -1,0 +1,123 @@
+"""Deployed-pipeline predictors for the evaluation job: the production code paths, models by registry alias.
+
+- coding/codiesp and ner/cantemist: jobs.extract_concepts.extract (recogniser by alias -> resolver -> assertion),
+  exactly what writes note_nlp; CodiEsp-D/P rankings are built from present mentions as note_code would be.
+- deid/meddocan: the deidentify_notes stage (rules + deid NER by alias when registered -> merge -> replace).
+- ner/pharmaconer: the drug recogniser by alias.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from clinlake.corpora.types import Corpus, Mention
+from clinlake.evaluation.predict import register
+
+LABEL_TRACK = {"DIAGNOSTICO": "d", "PROCEDIMIENTO": "p"}
+
+
+def _notes_frame(spark: Any, notes_df: Any) -> tuple[Any, dict[int, str]]:
+    """Evaluation notes as NOTE-like rows with integer ids (dev splits are small: ids assigned on the driver)."""
+    docs = sorted(r["doc_id"] for r in notes_df.select("doc_id").collect())
+    ids = {doc: i + 1 for i, doc in enumerate(docs)}
+    mapping = spark.createDataFrame([(d, i) for d, i in ids.items()], "doc_id string, note_id long")
+    frame = notes_df.join(mapping, "doc_id").select(
+        "note_id", F.col("text").alias("note_text"), F.sha2(F.col("text"), 256).alias("text_sha256"),
+        F.col("note_id").alias("person_id"))
+    return frame, {i: d for d, i in ids.items()}
+
+
+def _extract(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> tuple[list, dict[int, str], str]:
+    """Run the production extraction chain; returns NOTE_NLP rows, id->doc map and the model reference."""
+    from clinlake import tracking
+    from jobs.extract_concepts import extract
+
+    mcfg = cfg.models.recogniser
+    model, ref = tracking.load_spark_model(cfg, str(mcfg.name), model_alias or str(mcfg.alias))
+    frame, back = _notes_frame(spark, notes_df)
+    rows = extract(spark, cfg, frame, model, ref).select(
+        "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
+        "term_exists").collect()
+    return rows, back, ref
+
+
+def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None) -> dict[str, list[Mention]]:
+    """NOTE_NLP rows -> Corpus mentions (codes lower-cased as the shared tasks write them)."""
+    out: dict[str, list[Mention]] = defaultdict(list)
+    for r in rows:
+        if labels and r["label"] not in labels:
+            continue
+        code = (r["concept_code"] or "").lower() or None
+        out[back[r["note_id"]]].append(Mention(r["label"], r["offset_start"], r["offset_end"], code,
+                                               text=r["lexical_variant"] or ""))
+    return dict(out)
+
+
+def rank_codes(rows: list, back: dict[int, str], label: str) -> dict[str, list[str]]:
+    """Per document, codes of present mentions ranked by mention count, then best resolver score, then code."""
+    stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    for r in rows:
+        if r["label"] != label or not r["concept_code"] or r["term_exists"] == "N":
+            continue
+        s = stats[back[r["note_id"]]][r["concept_code"].lower()]
+        s[0] += 1
+        s[1] = max(s[1], float(r["score"] or 0.0))
+    return {doc: [c for c, _ in sorted(codes.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))]
+            for doc, codes in stats.items()}
+
+
+@register("coding", "codiesp")
+def predict_codiesp(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
+    """CodiEsp D/P rankings and X mentions from the deployed extraction chain."""
+    rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
+    name, version = ref.rsplit("@", 1)
+    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=rank_codes(rows, back, "DIAGNOSTICO"),
+                  codes_p=rank_codes(rows, back, "PROCEDIMIENTO"), model_versions={name: version})
+
+
+@register("ner", "cantemist")
+def predict_cantemist(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
+    """Tumour morphology mentions with their CIE-O-3 codes from the deployed extraction chain."""
+    rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
+    name, version = ref.rsplit("@", 1)
+    return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions={name: version})
+
+
+@register("deid", "meddocan")
+def predict_meddocan(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
+    """PHI spans and de-identified texts from the deidentify_notes stage (rules + NER by alias if registered)."""
+    from clinlake.deid import job as deid
+    from jobs.deidentify_notes import load_model
+    from udfs.deid import make_deid_udf
+
+    if model_alias:
+        cfg.deid.model_alias = model_alias
+    model, ref = load_model(cfg)
+    frame, back = _notes_frame(spark, notes_df)
+    udf = make_deid_udf(deid.policy_for(cfg), deid.secret_for(cfg))
+    rows = frame.transform(deid.with_model_spans, model).transform(deid.with_deid, udf) \
+        .select("note_id", "deid").collect()
+    mentions, texts, replacements = {}, {}, {}
+    for r in rows:
+        doc = back[r["note_id"]]
+        spans = r["deid"]["spans"] or []
+        mentions[doc] = [Mention(s["label"], s["start"], s["end"]) for s in spans]
+        replacements[doc] = [((s["start"], s["end"]), s["replacement"] or "") for s in spans]
+        if r["deid"]["deid_text"] is not None:
+            texts[doc] = r["deid"]["deid_text"]
+    versions = {"rules": str(cfg.deid.rules_version)}
+    if ref:
+        name, version = ref.rsplit("@", 1)
+        versions[name] = version
+    return Corpus(mentions=mentions, deid_texts=texts, replacements=replacements, model_versions=versions)
+
+
+@register("ner", "pharmaconer")
+def predict_pharmaconer(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
+    """Drug mentions from the registered drug recogniser (ner-drug-es by alias)."""
+    from clinlake.ner.predict import predict_drug
+
+    return predict_drug(spark, cfg, notes_df, model_alias)
