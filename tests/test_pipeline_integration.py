@@ -94,3 +94,35 @@ def test_second_run_changes_nothing(spark, lake):
     after = {t: DeltaTable.forPath(spark, lake_path(cfg, t)).history(1).first()["version"] for t in tables}
     assert after == before
     assert {t: _read(spark, cfg, t).count() for t in tables} == counts
+
+
+def test_promotion_gate_keeps_an_equal_challenger(spark, lake, shared_dir):
+    """Version 2 of the same gazetteer scores the same on CodiEsp dev: the gate keeps version 1 as champion."""
+    from mlflow import MlflowClient
+
+    from jobs import promote_model, train_ner
+
+    cfg, first = lake
+    cfg.promotion.models["ner-gazetteer-es"].data = str(shared_dir / "corpora/codiesp/dev")
+    v2 = train_ner.run(spark, cfg, argparse.Namespace(model="gazetteer"))
+    assert v2["version"] == "2" and not v2["champion"]
+    out = promote_model.run(spark, cfg, argparse.Namespace(model="ner-gazetteer-es", version="2", margin=None))
+    assert out["promoted"] is False and out["champion"] == first["train"]["version"]
+    assert out["f1_x"]["champion"] == out["f1_x"]["challenger"] > 0
+    assert MlflowClient().get_model_version_by_alias("ner-gazetteer-es", "champion").version == "1"
+
+
+def test_changed_champion_reprocesses_only_its_output(spark, lake):
+    """Moving @champion makes the next incremental run redo exactly the notes that model produced."""
+    from mlflow import MlflowClient
+
+    from jobs import deidentify_notes, extract_concepts
+
+    cfg, _ = lake
+    MlflowClient().set_registered_model_alias("ner-gazetteer-es", "champion", "2")
+    n_notes = _read(spark, cfg, "note_deid").count()
+    out = extract_concepts.run(spark, cfg, argparse.Namespace(model_alias=None))
+    assert out["notes_processed"] == n_notes and out["model"] == "ner-gazetteer-es@2"
+    assert deidentify_notes.run(spark, cfg, argparse.Namespace())["notes_processed"] == 0
+    systems = {r[0] for r in _read(spark, cfg, "note_nlp").select("nlp_system").distinct().collect()}
+    assert systems == {"ner-gazetteer-es@2"}
