@@ -27,9 +27,9 @@ PREDICTORS: dict[tuple[str, str], Predictor] = {}
 
 
 def register(task: str, corpus: str) -> Callable[[Predictor], Predictor]:
-    """Decorator adding a predictor for (task, corpus) to PREDICTORS."""
+    """Decorator adding a predictor for (task, corpus) to PREDICTORS; one already set (e.g. by a test) is kept."""
     def deco(fn: Predictor) -> Predictor:
-        PREDICTORS[(task, corpus)] = fn
+        PREDICTORS.setdefault((task, corpus), fn)
         return fn
     return deco
 
