@@ -13,12 +13,12 @@ setup:
 demo: setup
 	@$(PY) scripts/demo.py --env $(ENV)
 
-# The CI suite: everything but the full-corpus trainings (those are `make test-all` / docs/ner.md).
+# The CI suite: everything but the full-corpus trainings and whole-dev-split evaluations (`make test-all`).
 test: setup
-	@$(PY) -m pytest -m "not training" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not training and not dev_eval" $(PYTEST_ARGS)
 
 test-fast: setup
-	@$(PY) -m pytest -m "not slow and not cluster and not training" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not slow and not cluster and not training and not dev_eval" $(PYTEST_ARGS)
 
 test-all: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -53,26 +53,30 @@ def run(spark, cfg: DictConfig, args: argparse.Namespace) -> dict:
     except MlflowException:
         champion = None
     margin = float(args.margin if args.margin is not None else cfg.promotion.margin)
-    with tracking.job_run(cfg, "promote_model", {"model": args.model, "challenger_version": args.version,
-                                                  "champion_version": champion.version if champion else "none",
-                                                  "margin": margin, "metric": spec.metric}) as run:
-        import mlflow
+    params = {"model": args.model, "challenger_version": args.version, "margin": margin, "metric": spec.metric,
+              "champion_version": champion.version if champion else "none"}
+    if champion is None:
+        with tracking.job_run(cfg, "promote_model", params):
+            import mlflow
 
-        if champion is None:
             client.set_registered_model_alias(args.model, "champion", str(args.version))
             mlflow.set_tag("decision", "promoted: first version, no champion yet")
-            return {"model": args.model, "promoted": True, "reason": "no champion yet", "champion": str(args.version)}
-        if str(champion.version) == str(args.version):
-            return {"model": args.model, "promoted": False, "reason": "this version already is the champion"}
-        client.set_registered_model_alias(args.model, CHALLENGER, str(args.version))
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                champ = evaluate_alias(spark, cfg, spec, "champion", Path(tmp) / "champion.json")
-                chall = evaluate_alias(spark, cfg, spec, CHALLENGER, Path(tmp) / "challenger.json")
-        finally:
-            client.delete_registered_model_alias(args.model, CHALLENGER)
-        promoted, reason = decide(champ, chall, str(spec.metric), list(spec.get("also") or []), margin)
-        table = side_by_side(champ, chall)
+        return {"model": args.model, "promoted": True, "reason": "no champion yet", "champion": str(args.version)}
+    if str(champion.version) == str(args.version):
+        return {"model": args.model, "promoted": False, "reason": "this version already is the champion"}
+    # Each evaluation is its own MLflow run (the evaluation job's), so they happen before the decision's run.
+    client.set_registered_model_alias(args.model, CHALLENGER, str(args.version))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            champ = evaluate_alias(spark, cfg, spec, "champion", Path(tmp) / "champion.json")
+            chall = evaluate_alias(spark, cfg, spec, CHALLENGER, Path(tmp) / "challenger.json")
+    finally:
+        client.delete_registered_model_alias(args.model, CHALLENGER)
+    promoted, reason = decide(champ, chall, str(spec.metric), list(spec.get("also") or []), margin)
+    table = side_by_side(champ, chall)
+    with tracking.job_run(cfg, "promote_model", params) as run:
+        import mlflow
+
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "side_by_side.csv"
             with open(path, "w", newline="") as fh:

@@ -96,6 +96,7 @@ def test_second_run_changes_nothing(spark, lake):
     assert {t: _read(spark, cfg, t).count() for t in tables} == counts
 
 
+@pytest.mark.dev_eval
 def test_promotion_gate_keeps_an_equal_challenger(spark, lake, shared_dir):
     """Version 2 of the same gazetteer scores the same on CodiEsp dev: the gate keeps version 1 as champion."""
     from mlflow import MlflowClient
@@ -112,6 +113,7 @@ def test_promotion_gate_keeps_an_equal_challenger(spark, lake, shared_dir):
     assert MlflowClient().get_model_version_by_alias("ner-gazetteer-es", "champion").version == "1"
 
 
+@pytest.mark.dev_eval
 def test_changed_champion_reprocesses_only_its_output(spark, lake):
     """Moving @champion makes the next incremental run redo exactly the notes that model produced."""
     from mlflow import MlflowClient
