@@ -77,10 +77,12 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         if n_todo:
             with delta.commit_metadata(spark, job="deidentify_notes", run_id=mrun.info.run_id, models=deid_system,
                                        input_version=input_version):
-                delta.replace_for_keys(spark, rows, processed.select("note_id"), out_path, key="note_id")
+                # note_deid is the "done" marker the next run reads, so it is committed last: a job killed
+                # between commits redoes those notes instead of leaving them without phi_span audit rows.
                 delta.replace_for_keys(spark, phi, processed.select("note_id"), phi_path, key="note_id")
                 if n_bad:
                     delta.merge_insert_new(spark, bad, quarantine_path, keys=["row_sha256"])
+                delta.replace_for_keys(spark, rows, processed.select("note_id"), out_path, key="note_id")
         phi_counts = {r["phi_type"]: r["n"] for r in phi.groupBy("phi_type").agg(F.count("*").alias("n")).collect()}
         summary = {
             "deid_system": deid_system, "input_version": input_version, "notes_in_input": notes.count(),
