@@ -111,26 +111,6 @@ def _jvm_pid(spark) -> int:
     return int(proc.pid)
 
 
-def mlflow_log_model_compat() -> None:
-    """clinlake/tracking.py calls mlflow.spark.log_model(name=...); this mlflow wants artifact_path: accept both.
-
-    A no-op once the two agree (the shim only maps name -> artifact_path when artifact_path is missing).
-    """
-    import inspect
-
-    import mlflow.spark
-
-    if "name" in inspect.signature(mlflow.spark.log_model).parameters or getattr(mlflow.spark, "_clinlake_shim", 0):
-        return
-    original = mlflow.spark.log_model
-
-    def log_model(spark_model, artifact_path=None, *args, name=None, **kwargs):
-        return original(spark_model, artifact_path or name, *args, **kwargs)
-
-    mlflow.spark.log_model = log_model
-    mlflow.spark._clinlake_shim = 1
-
-
 # ------------------------------------------------------------------------------------------------ the run
 def timed(label: str, fn, *args):
     """(result, seconds) of one call, printed."""
@@ -271,8 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else out / "work"
-    # deid.policy.actions={} (= the defaults): an empty policy trips clinlake/deid/job.py:policy_for for now.
-    sets = ["deid.policy.actions={}", f"spark.master=local[{args.cores}]", *args.set]
+    sets = [f"spark.master=local[{args.cores}]", *args.set]
 
     import make_synthetic_lake as gen
 
@@ -281,7 +260,6 @@ def main(argv: list[str] | None = None) -> None:
     from clinlake.spark import build_spark
 
     setup_logging()
-    mlflow_log_model_compat()
     cfg = load_config("local", sets)
     # Spark keys contain dots, so they cannot be dotted --set overrides: set them on the loaded config instead.
     cfg.spark.conf["spark.driver.memory"] = args.memory
