@@ -24,7 +24,7 @@ test-all: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 eval: setup
-	@$(PY) scripts/run_eval.py --out reports/eval
+	@$(PY) scripts/run_eval.py --out reports/eval $(EVAL_ARGS)
 
 bench: setup
 	@$(PY) scripts/bench.py --sizes $(SIZES) --out bench

@@ -31,7 +31,7 @@ OMOP_TABLES = (
     "person", "note", "note_deid", "note_nlp", "note_code",
     "concept", "concept_synonym", "concept_relationship", "concept_ancestor", "gazetteer",
 )
-OPS_TABLES = ("note_quarantine", "phi_span", "nlp_processed", "review_queue")
+OPS_TABLES = ("note_quarantine", "phi_span", "nlp_processed", "nlp_chunk", "review_queue")
 DEFAULT_SCHEMA = "ops"  # anything else a job writes is operational until someone says otherwise
 METASTORE_MODES = ("lake", "memory", "external")
 # Test JVMs run in parallel (several pytest sessions, subprocess jobs): each gets a private in-memory

@@ -110,30 +110,43 @@ def partitions_for(total_chars: int, target_chars: int, min_partitions: int = 1,
 
 
 # ------------------------------------------------------------------------------------------------- Spark side
-def explode_text_chunks(df, max_chars: int, text_col: str = "note_text", min_fraction: float = 0.5):
+def explode_text_chunks(df, max_chars: int, text_col: str = "note_text", min_fraction: float = 0.5,
+                        margin: int = 0):
     """One row per piece: text_col becomes the piece, plus chunk_index and chunk_offset; short notes are one piece.
 
     Notes that fit are passed through without a Python round trip (the common case); only long ones go
-    through the UDF, so the cost is paid where it is needed.
+    through the UDF, so the cost is paid where it is needed. With `margin` > 0 each piece of a long note also
+    carries up to `margin` characters of its neighbours on each side (context for a stage that reads around a
+    mention); chunk_offset is then where that widened text starts, the piece proper is [core_start, core_end)
+    in note offsets (two more columns), and the pieces overlap instead of concatenating back to the note.
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     piece = T.StructType([T.StructField("chunk_index", T.IntegerType()), T.StructField("chunk_offset", T.IntegerType()),
-                          T.StructField("chunk_text", T.StringType())])
+                          T.StructField("chunk_text", T.StringType()), T.StructField("core_start", T.IntegerType()),
+                          T.StructField("core_end", T.IntegerType())])
 
     @F.udf(T.ArrayType(piece))
     def _split(text: str | None):
-        return [(c.index, c.offset, c.text) for c in split_text(text, max_chars, min_fraction)] if text else []
+        if not text:
+            return []
+        out = []
+        for c in split_text(text, max_chars, min_fraction):
+            start = max(0, c.offset - margin)
+            out.append((c.index, start, text[start:c.offset + len(c.text) + margin], c.offset, c.offset + len(c.text)))
+        return out
 
     short = F.array(F.struct(F.lit(0).alias("chunk_index"), F.lit(0).alias("chunk_offset"),
-                             F.col(text_col).alias("chunk_text")))
+                             F.col(text_col).alias("chunk_text"), F.lit(0).alias("core_start"),
+                             F.length(text_col).alias("core_end")))
     pieces = F.when(F.length(text_col) <= max_chars, short).otherwise(_split(F.col(text_col)))
     others = [c for c in df.columns if c != text_col]
+    core = [F.col("_chunk.core_start").alias("core_start"), F.col("_chunk.core_end").alias("core_end")] if margin else []
     return (df.select(*others, F.explode(pieces).alias("_chunk"))
             .select(*others, F.col("_chunk.chunk_index").alias("chunk_index"),
                     F.col("_chunk.chunk_offset").alias("chunk_offset"),
-                    F.col("_chunk.chunk_text").alias(text_col)))
+                    F.col("_chunk.chunk_text").alias(text_col), *core))
 
 
 def with_note_offsets(df, start_col: str = "offset_start", end_col: str = "offset_end",

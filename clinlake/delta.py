@@ -84,24 +84,28 @@ def merge_upsert_changed(spark: SparkSession, df: DataFrame, path: str, key: str
     return n
 
 
-def replace_for_keys(spark: SparkSession, new_rows: DataFrame, keys: DataFrame, path: str, key: str) -> None:
+def replace_for_keys(spark: SparkSession, new_rows: DataFrame, keys: DataFrame, path: str,
+                     key: str | list[str]) -> None:
     """Atomically delete every row of the given keys and insert new_rows (one MERGE, one commit).
 
-    Delete markers (one per key, merge key = key) and inserts (merge key NULL, never matching) travel in one
-    source, so a job killed before the commit leaves the table untouched and a rerun cannot duplicate.
+    Delete markers (one per key, merge keys = the key columns) and inserts (merge keys NULL, never matching) travel
+    in one source, so a job killed before the commit leaves the table untouched and a rerun cannot duplicate.
     """
     ensure_table(spark, path, new_rows)
+    key_cols = [key] if isinstance(key, str) else list(key)
     cols = new_rows.columns
-    markers = keys.select(F.col(key).alias("__merge_key")).distinct()
+    markers = keys.select(*[F.col(k).alias(f"__mk_{k}") for k in key_cols]).distinct()
     for c in cols:
         markers = markers.withColumn(c, F.lit(None).cast(new_rows.schema[c].dataType))
     markers = markers.withColumn("__insert", F.lit(False))
-    inserts = new_rows.select(F.lit(None).cast(new_rows.schema[key].dataType).alias("__merge_key"), *cols)
+    inserts = new_rows.select(*[F.lit(None).cast(new_rows.schema[k].dataType).alias(f"__mk_{k}") for k in key_cols],
+                              *cols)
     inserts = inserts.withColumn("__insert", F.lit(True))
     source = markers.unionByName(inserts)
+    cond = " AND ".join(f"t.`{k}` = s.`__mk_{k}`" for k in key_cols)
     (
         DeltaTable.forPath(spark, path).alias("t")
-        .merge(source.alias("s"), f"t.`{key}` = s.__merge_key")
+        .merge(source.alias("s"), cond)
         .whenMatchedDelete()
         .whenNotMatchedInsert(condition="s.__insert", values={c: f"s.`{c}`" for c in cols})
         .execute()

@@ -39,7 +39,7 @@ def with_default_assertion(df: DataFrame) -> DataFrame:
 def to_note_nlp(df: DataFrame, snippet_chars: int = 60) -> DataFrame:
     """Select the NOTE_NLP schema (CDM order, then extensions) from an enriched chunk frame."""
     out = (
-        df.transform(with_snippet, snippet_chars)
+        (df if "snippet" in df.columns else df.transform(with_snippet, snippet_chars))  # kept when made per piece
         .withColumn("note_nlp_id", note_nlp_id("note_id", "offset_start", "offset_end", "label", "nlp_system"))
         .withColumn("offset", F.concat_ws("-", F.col("offset_start").cast("string"), F.col("offset_end").cast("string")))
         .withColumn("section_concept_id", F.lit(0))

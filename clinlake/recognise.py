@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from clinlake import chunking
+
 TEXT_COL = "note_text"
+# Defaults of the `scale:` knobs (conf/base.yaml) for callers that pass no configuration.
+SCALE_DEFAULTS = {"max_chunk_chars": 20_000, "target_partition_chars": 4_000_000, "min_partitions": 2,
+                  "max_partitions": 20_000}
 
 
 def chunk_col(label: str) -> str:
@@ -87,8 +92,13 @@ def explode_chunks(annotated: DataFrame, labels: list[str], keep: list[str]) -> 
 
 
 def filter_contained(chunks: DataFrame) -> DataFrame:
-    """Within a label, drop a chunk lying inside a longer one of the same note (longest match wins)."""
-    a, b = chunks.alias("a"), chunks.alias("b")
+    """Within a label, drop a chunk lying inside a longer one of the same note (longest match wins).
+
+    The self-join runs on the keys only, so a mention does not drag its note's text through the shuffle.
+    """
+    keys = ["note_id", "label", "offset_start", "offset_end"]
+    k = chunks.select(*keys).distinct()
+    a, b = k.alias("a"), k.alias("b")
     inside = a.join(
         b,
         (F.col("a.note_id") == F.col("b.note_id")) & (F.col("a.label") == F.col("b.label"))
@@ -96,9 +106,93 @@ def filter_contained(chunks: DataFrame) -> DataFrame:
         & ((F.col("b.offset_end") - F.col("b.offset_start")) > (F.col("a.offset_end") - F.col("a.offset_start"))),
         "left_semi",
     )
-    dedup = chunks.dropDuplicates(["note_id", "label", "offset_start", "offset_end"])
-    return dedup.join(inside.select("note_id", "label", "offset_start", "offset_end"),
-                      ["note_id", "label", "offset_start", "offset_end"], "left_anti")
+    return chunks.dropDuplicates(keys).join(inside, keys, "left_anti")
+
+
+def _scale(scale: Mapping[str, Any] | None) -> dict[str, int]:
+    """The `scale:` knobs with defaults for the missing ones."""
+    given = dict(scale or {})
+    return {k: int(given.get(k, v)) for k, v in SCALE_DEFAULTS.items()}
+
+
+def _span(c, label) -> Any:
+    """An annotation -> struct(label, s, e) with end exclusive (Spark NLP ends are inclusive)."""
+    return F.struct(label.alias("label"), c["begin"].alias("s"), (c["end"] + 1).alias("e"))
+
+
+def _label_spans(model: PipelineModel, columns: list[str]):
+    """Every label's annotations of one row as one array<struct<label,s,e>> (one explode for all labels)."""
+    labels = matcher_labels(model)
+    if labels:
+        return F.concat(*[_tag(chunk_col(lb), lb) for lb in labels])
+    if "ner_chunk" in columns:  # NerDL pipeline: the label is the chunk's entity
+        return F.transform(F.col("ner_chunk"), lambda c: _span(c, c["metadata"].getItem("entity")))
+    raise ValueError("model output has neither TextMatcher chunk columns nor ner_chunk")
+
+
+def _tag(col: str, label: str):
+    """One matcher column's annotations tagged with its label (a named function: F.transform counts lambda args)."""
+    return F.transform(F.col(col), lambda c: _span(c, F.lit(label)))
+
+
+def _longest(spans):
+    """Distinct spans minus those inside a longer span of the same label (rule 1, within one row)."""
+    spans = F.array_distinct(spans)
+    return F.filter(spans, lambda c: ~F.exists(spans, lambda d: (d["label"] == c["label"]) & (d["s"] <= c["s"])
+                                               & (d["e"] >= c["e"]) & ((d["e"] - d["s"]) > (c["e"] - c["s"]))))
+
+
+def chunks(model: PipelineModel, notes: DataFrame, keep: list[str],
+           scale: Mapping[str, Any] | None = None) -> DataFrame:
+    """Recognised chunks: keep columns + label, offset_start, offset_end (note offsets, end exclusive).
+
+    Long notes go through the model as bounded pieces (`scale.max_chunk_chars`, cut at paragraph/line/sentence
+    boundaries by clinlake.chunking), rows are spread by text size (`scale.target_partition_chars`), the model
+    runs once for all labels, and the longest-match rule (`filter_contained`) is applied inside each piece, with
+    no shuffle: a chunk and any chunk containing it always lie in the same piece. Output = explode_chunks +
+    filter_contained on the whole notes, except for a mention cut by a piece boundary (cuts avoid them).
+    """
+    knobs = _scale(scale)
+    cols = list(dict.fromkeys(["note_id", *keep, TEXT_COL]))
+    pieces = chunking.explode_text_chunks(notes.select(*cols), knobs["max_chunk_chars"])
+    pieces, _ = chunking.repartition_by_size(pieces, target_chars=knobs["target_partition_chars"],
+                                             min_partitions=knobs["min_partitions"],
+                                             max_partitions=knobs["max_partitions"])
+    annotated = model.transform(pieces)
+    spans = _longest(_label_spans(model, annotated.columns))
+    out = [c for c in keep if c != TEXT_COL]
+    return (annotated.select(*out, "chunk_offset", F.explode(spans).alias("c"))
+            .select(*out, F.col("c.label").alias("label"),
+                    (F.col("c.s") + F.col("chunk_offset")).alias("offset_start"),
+                    (F.col("c.e") + F.col("chunk_offset")).alias("offset_end")))
+
+
+def with_piece_text(chunks_df: DataFrame, notes: DataFrame, scale: Mapping[str, Any] | None = None,
+                    margin: int = 200) -> DataFrame:
+    """Chunks (note offsets) + the text of the piece they lie in, offsets made piece-local (`chunk_offset` added).
+
+    Replaces joining every chunk to its whole note: a mention of a 1 MB note carries its ~20 kB piece (plus
+    `margin` characters of context on each side, enough for the snippet window and the assertion's sentence),
+    not 1 MB, through the join, the resolver and the assertion UDF; the join buffers one note's pieces at most.
+    A short note is one piece: its text and offsets as they are. `with_note_offsets` maps the offsets back.
+    """
+    knobs = _scale(scale)
+    pieces = chunking.explode_text_chunks(notes.select("note_id", TEXT_COL), knobs["max_chunk_chars"],
+                                          margin=margin).drop("chunk_index")
+    c, p = chunks_df.alias("c"), pieces.alias("p")
+    inside = ((F.col("c.note_id") == F.col("p.note_id")) & (F.col("p.core_start") <= F.col("c.offset_start"))
+              & (F.col("c.offset_start") < F.col("p.core_end")))
+    return (c.join(p, inside).select("c.*", F.col("p.chunk_offset"), F.col(f"p.{TEXT_COL}"))
+            .withColumn("offset_start", F.col("offset_start") - F.col("chunk_offset"))
+            .withColumn("offset_end", F.col("offset_end") - F.col("chunk_offset")))
+
+
+def with_note_offsets(df: DataFrame, snippet_chars: int = 60) -> DataFrame:
+    """Piece-local rows -> note offsets; the OMOP snippet is taken from the piece text first (it has the margin)."""
+    from clinlake.note_nlp import with_snippet
+
+    return (df.transform(with_snippet, snippet_chars).transform(chunking.with_note_offsets)
+            .drop("chunk_offset"))
 
 
 def with_lexical_variant(chunks: DataFrame, text_col: str = TEXT_COL) -> DataFrame:

@@ -1,14 +1,57 @@
-"""Resolution of recognised chunks to vocabulary codes (gazetteer lookup; joins only, nothing collected)."""
+"""Resolution of recognised chunks to vocabulary codes (joins only, nothing collected).
+
+Two modes behind one entry point, `with_codes(chunks, resolver, concept, relationship, label_vocabularies)`:
+- the trained resolver `resolver-es@<alias>` (clinlake.resolver: exact + char 3-gram candidates over gazetteer
+  mentions and every vocabulary synonym, ranked by a Spark ML model; top-k with calibrated scores);
+- the fallback when none is registered: normalised exact gazetteer lookup, most frequent code per mention.
+See docs/resolution.md.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from pyspark.sql import DataFrame
+from omegaconf import DictConfig
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from clinlake.recognise import first_by
+from clinlake.resolver import index as ix
+from clinlake.resolver import ranker as rk
 from clinlake.vocab.normalize import normalize_col
+
+log = logging.getLogger(__name__)
+
+INDEX_PARTS = ("terms", "postings", "grams")
+GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
+DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
+                            "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
+                            "reg_param": 0.001, "min_score": 0.0, "gem_relationships": list(GEM_TO_ICD9)}
+EXACT_SYSTEM = "resolver-exact"
+
+
+def settings(cfg: DictConfig) -> dict[str, Any]:
+    """conf `resolver:` over DEFAULTS (the key may be absent in older configs)."""
+    from clinlake.config import to_dict
+
+    return {**DEFAULTS, **(to_dict(cfg).get("resolver") or {})}
+
+
+@dataclass
+class Resolver:
+    """A loaded resolver: index tables + ranker (trained), or only the exact gazetteer index (fallback)."""
+
+    ref: str
+    ranker: Any = None
+    terms: DataFrame | None = None
+    postings: DataFrame | None = None
+    grams: DataFrame | None = None
+    exact_index: DataFrame | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -24,13 +67,160 @@ def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
         .select("label", "mention_norm", "vocabulary_id", "concept_code", "score")
 
 
-def with_codes(chunks: DataFrame, index: DataFrame, concept: DataFrame, relationship: DataFrame,
-               label_vocabularies: Mapping[str, str]) -> DataFrame:
-    """Add vocabulary_id, concept_code, score, note_nlp_source_concept_id and note_nlp_concept_id (0 if no 'Maps to')."""
+# ---------------------------------------------------------------- index build / persistence (train time)
+
+def build_index(gazetteer: DataFrame, concept: DataFrame, synonym: DataFrame,
+                label_vocabularies: Mapping[str, str], max_df: int) -> dict[str, DataFrame]:
+    """terms, postings and grams DataFrames of a new index (lazy)."""
+    terms = ix.build_terms(gazetteer, concept, synonym, label_vocabularies)
+    postings, grams = ix.build_grams(terms, max_df)
+    return {"terms": terms, "postings": postings, "grams": grams}
+
+
+def save_index(spark: SparkSession, parts: dict[str, DataFrame], root: str) -> dict[str, int]:
+    """Overwrite <root>/<part> as Delta tables; returns each part's new Delta version (pinned by the model)."""
+    from clinlake import delta
+
+    versions = {}
+    for name in INDEX_PARTS:
+        path = f"{root.rstrip('/')}/{name}"
+        parts[name].write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        versions[name] = int(delta.version(spark, path))
+    return versions
+
+
+def read_index(spark: SparkSession, root: str, versions: Mapping[str, int]) -> dict[str, DataFrame]:
+    """The index parts exactly as trained (Delta time travel to the pinned versions)."""
+    return {name: spark.read.format("delta").option("versionAsOf", int(versions[name]))
+            .load(f"{root.rstrip('/')}/{name}") for name in INDEX_PARTS}
+
+
+# ---------------------------------------------------------------- training
+
+def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], dict[str, float]]:
+    """Build + save the index from the lake's vocabulary tables, fit the ranker on leave-one-out gazetteer examples.
+
+    Returns (fitted ranker PipelineModel, index Delta versions, metrics).
+    """
+    from clinlake.config import lake_path
+
+    s = settings(cfg)
+    lv = dict(cfg.extract.label_vocabularies)
+    vocab = {t: spark.read.format("delta").load(lake_path(cfg, t)) for t in ("gazetteer", "concept", "concept_synonym")}
+    t0 = time.time()
+    root = lake_path(cfg, str(s["index_table"]))
+    versions = save_index(spark, build_index(vocab["gazetteer"], vocab["concept"], vocab["concept_synonym"], lv,
+                                             int(s["max_df"])), root)
+    index_s = time.time() - t0
+    parts = read_index(spark, root, versions)
+    t1 = time.time()
+    examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
+                                    int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
+    model = rk.fit(examples, float(s["reg_param"]))
+    metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
+               **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},
+               **loo_metrics(rk.with_probability(examples, model))}
+    examples.unpersist()
+    return model, versions, metrics
+
+
+def loo_metrics(scored: DataFrame) -> dict[str, float]:
+    """Weighted top-1 accuracy of the ranker and of the most-frequent-code baseline on the leave-one-out examples,
+    per label, plus the Brier score of the top-1 probability (calibration)."""
+    group = ["label", "mention_norm", "gold_code"]
+    top = rk.top_k(scored, 1, group)
+    base = first_by(scored, group, [F.desc("exact_gaz_count"), "concept_code"]).filter(F.col("exact_gaz_count") > 0)
+    occ = scored.select(*group, "w").distinct()
+    rows = occ.alias("o").join(top.select(*group, F.col("y").alias("hit"), "p"), group, "left") \
+        .join(base.select(*group, F.col("y").alias("base_hit")), group, "left") \
+        .groupBy("label").agg(
+            F.sum("w").alias("n"),
+            F.sum(F.col("w") * F.coalesce("hit", F.lit(0.0))).alias("hit"),
+            F.sum(F.col("w") * F.coalesce("base_hit", F.lit(0.0))).alias("base"),
+            F.sum(F.col("w") * F.pow(F.coalesce("p", F.lit(0.0)) - F.coalesce("hit", F.lit(0.0)), 2)).alias("brier"),
+        ).collect()  # one row per label
+    out: dict[str, float] = {}
+    for r in rows:
+        key = str(r["label"]).lower()
+        out[f"loo_acc1_{key}"] = r["hit"] / r["n"]
+        out[f"loo_acc1_exact_{key}"] = r["base"] / r["n"]
+        out[f"loo_brier_{key}"] = r["brier"] / r["n"]
+    return out
+
+
+# ---------------------------------------------------------------- serving
+
+def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None) -> tuple[Resolver, str]:
+    """The registered resolver by alias (index pinned by its model-version tags), or the exact-match fallback
+    when no resolver is registered; returns (resolver, ref) with ref '<name>@<version>' or 'resolver-exact'."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from clinlake import tracking
+    from clinlake.config import lake_path
+
+    s = settings(cfg)
+    name, alias = str(s["name"]), str(alias or s["alias"])
+    tracking.configure(cfg)
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        log.warning("no resolver '%s@%s' registered: exact gazetteer lookup", name, alias)
+        gaz = spark.read.format("delta").load(lake_path(cfg, "gazetteer"))
+        return Resolver(ref=EXACT_SYSTEM, exact_index=gazetteer_index(gaz), params=s), EXACT_SYSTEM
+    ranker, ref = tracking.load_spark_model(cfg, name, alias)
+    tags = mv.tags or {}
+    root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
+    versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
+    parts = read_index(spark, root, versions)
+    return Resolver(ref=ref, ranker=ranker, params=s, **parts), ref
+
+
+def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
+    """Distinct (label, mention_norm) -> top-k (rank, vocabulary_id, concept_code, p, review) by the ranker."""
+    p = resolver.params
+    cands = ix.candidates(mentions, resolver.terms, resolver.postings, resolver.grams,
+                          int(p.get("rare_grams", 8)), int(p.get("pool", 50)), int(p.get("top_n", 10)))
+    cands = cands.join(ix.code_counts(resolver.terms), ["label", "vocabulary_id", "concept_code"], "left")
+    scored = rk.with_probability(rk.with_features(cands, ["label", "mention_norm"]), resolver.ranker)
+    return rk.top_k(scored, k, ["label", "mention_norm"]) \
+        .select("label", "mention_norm", "rank", "vocabulary_id", "concept_code", "p", "review")
+
+
+def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> DataFrame:
+    """Join each chunk to its best code (score = calibrated p) and its top-k `candidates` array."""
+    k = int(top_k or resolver.params.get("top_k", 5))
+    # The chunks feed two branches (their distinct mentions, and the join back): persist so the recogniser
+    # upstream runs once. Released with the session or by the caller's unpersist of its final frame's inputs.
+    keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
+    top = ranked_candidates(keyed.select("label", "mention_norm").distinct(), resolver, k)
+    arr = top.groupBy("label", "mention_norm").agg(F.sort_array(F.collect_list(F.struct(
+        "rank", "vocabulary_id", "concept_code", F.col("p").alias("score"), "review"))).alias("c"))
+    # Reviewed (terminologist-accepted) mappings rank first and are trusted: score 1.
+    best = arr.select("label", "mention_norm", F.col("c")[0]["vocabulary_id"].alias("vocabulary_id"),
+                      F.col("c")[0]["concept_code"].alias("concept_code"),
+                      F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(F.col("c")[0]["score"]).alias("score"),
+                      F.transform("c", lambda x: x.dropFields("review")).alias("candidates"))
+    min_score = float(resolver.params.get("min_score", 0.0) or 0.0)
+    out = keyed.join(best, ["label", "mention_norm"], "left")
+    if min_score > 0:
+        # Too uncertain to code: the mention stays, its code is withheld (it remains in `candidates`).
+        out = out.withColumn("concept_code", F.when(F.col("score") >= min_score, F.col("concept_code")))
+    return out
+
+
+def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataFrame, relationship: DataFrame,
+               label_vocabularies: Mapping[str, str], top_k: int | None = None) -> DataFrame:
+    """Add vocabulary_id, concept_code, score, candidates (top-k, trained resolver only), note_nlp_source_concept_id,
+    note_nlp_concept_id (0 if no 'Maps to') and icd9cm_codes (GEMs equivalents of ICD-10-CM codes)."""
     targets = F.create_map(*[x for kv in label_vocabularies.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
     keyed = chunks.withColumn("mention_norm", normalize_col(F.col("lexical_variant")))
-    coded = keyed.join(F.broadcast(index), ["label", "mention_norm"], "left") \
-        .withColumn("vocabulary_id", F.coalesce(F.col("vocabulary_id"), targets[F.col("label")]))
+    if isinstance(resolver, DataFrame) or resolver.ranker is None:
+        index = resolver if isinstance(resolver, DataFrame) else resolver.exact_index
+        coded = keyed.join(F.broadcast(index), ["label", "mention_norm"], "left")
+    else:
+        coded = _ranked_codes(keyed, resolver, top_k)
+    coded = coded.withColumn("vocabulary_id", F.coalesce(F.col("vocabulary_id"), targets[F.col("label")]))
     src = concept.select(
         "vocabulary_id", F.upper("concept_code").alias("concept_code_u"),
         F.col("concept_id").alias("note_nlp_source_concept_id"),
@@ -39,7 +229,7 @@ def with_codes(chunks: DataFrame, index: DataFrame, concept: DataFrame, relation
         F.col("concept_id_1").alias("note_nlp_source_concept_id"), F.col("concept_id_2").alias("note_nlp_concept_id")
     )
     maps_to = first_by(maps_to, ["note_nlp_source_concept_id"], [F.col("note_nlp_concept_id")])
-    return (
+    out = (
         coded.withColumn("concept_code_u", F.upper("concept_code"))
         .join(src, ["vocabulary_id", "concept_code_u"], "left")
         .join(maps_to, ["note_nlp_source_concept_id"], "left")
@@ -47,3 +237,23 @@ def with_codes(chunks: DataFrame, index: DataFrame, concept: DataFrame, relation
         .withColumn("note_nlp_concept_id", F.coalesce("note_nlp_concept_id", F.lit(0)).cast("int"))
         .drop("concept_code_u", "mention_norm")
     )
+    return with_icd9_equivalents(out, concept, relationship)
+
+
+def gem_equivalents(concept: DataFrame, relationship: DataFrame,
+                    relationship_ids: tuple[str, ...] = GEM_TO_ICD9) -> DataFrame:
+    """ICD-10-CM source concept id -> sorted ICD-9-CM codes through the forward GEM (eq + apx by default)."""
+    icd9 = concept.filter(F.col("vocabulary_id") == "ICD9CM").select(
+        F.col("concept_id").alias("concept_id_2"), F.col("concept_code").alias("icd9"))
+    return relationship.filter(F.col("relationship_id").isin(*relationship_ids)) \
+        .select(F.col("concept_id_1").alias("note_nlp_source_concept_id"), "concept_id_2") \
+        .join(icd9, "concept_id_2").groupBy("note_nlp_source_concept_id") \
+        .agg(F.array_sort(F.collect_set("icd9")).alias("icd9cm_codes"))
+
+
+def with_icd9_equivalents(coded: DataFrame, concept: DataFrame, relationship: DataFrame) -> DataFrame:
+    """Add icd9cm_codes (array, empty when none) for ICD-10-CM rows; only the coded concepts are looked up."""
+    used = coded.select("note_nlp_source_concept_id").filter("note_nlp_source_concept_id != 0").distinct()
+    gem = gem_equivalents(concept, relationship).join(used, "note_nlp_source_concept_id")
+    return coded.join(gem, "note_nlp_source_concept_id", "left").withColumn(
+        "icd9cm_codes", F.coalesce("icd9cm_codes", F.array().cast("array<string>")))

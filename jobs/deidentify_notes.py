@@ -57,7 +57,7 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         import mlflow
 
         udf = __import__("udfs.deid", fromlist=["make_deid_udf"]).make_deid_udf(policy, secret)
-        processed = (todo.transform(deid.with_model_spans, model).transform(deid.with_deid, udf)
+        processed = (todo.transform(deid.with_model_spans, model, int(cfg.scale.max_chunk_chars)).transform(deid.with_deid, udf)
                      .transform(deid.with_residual_check).cache())
         n_todo = processed.count()
         ok = processed.filter("deid.error IS NULL AND residual IS NULL")
@@ -88,7 +88,7 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             "deid_system": deid_system, "input_version": input_version, "notes_in_input": notes.count(),
             "notes_processed": n_todo, "deidentified": n_ok, "quarantined": n_bad,
             "reconciled": n_todo == n_ok + n_bad, "phi_spans": sum(phi_counts.values()),
-            "phi_per_type": phi_counts, "quality_gate": gate["success"],
+            "phi_per_type": phi_counts, "quality_gate": gate["success"], "data_docs": gate.get("data_docs"),
         }
         mlflow.log_metrics({"notes_processed": n_todo, "deidentified": n_ok, "quarantined": n_bad,
                             "phi_spans": summary["phi_spans"]})

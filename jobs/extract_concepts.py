@@ -1,4 +1,4 @@
-"""Job extract_concepts: note_deid -> Spark NLP recogniser (by MLflow alias) -> codes -> assertion -> Delta note_nlp."""
+"""Job extract_concepts: note_deid -> Spark NLP recognisers (by MLflow alias) -> codes -> assertion -> Delta note_nlp."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from omegaconf import DictConfig  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from clinlake import catalog, delta, note_nlp, quality, recognise, resolve, tracking  # noqa: E402
+from clinlake import (  # noqa: E402
+    catalog, delta, note_code, note_nlp, quality, recognise, recognisers, resolve, review, tracking)
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path, to_dict  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
@@ -30,80 +31,142 @@ def with_assertion(chunks: DataFrame) -> DataFrame:
     return assertion_stage(chunks, text_col="note_text", start_col="offset_start", end_col="offset_end")
 
 
-def extract(spark: SparkSession, cfg: DictConfig, notes: DataFrame, model, nlp_system: str) -> DataFrame:
-    """Pure chain: notes -> NOTE_NLP rows (recognise, dedupe, resolve, assert, assemble)."""
-    labels = recognise.matcher_labels(model)
-    keep = ["note_id", "note_text", "text_sha256"]
-    annotated = model.transform(notes.select(*keep))
-    vocab = {t: spark.read.format("delta").load(lake_path(cfg, t)) for t in ("gazetteer", "concept", "concept_relationship")}
-    index = resolve.gazetteer_index(vocab["gazetteer"])
-    return (
-        recognise.explode_chunks(annotated, labels, keep)
-        .transform(recognise.filter_contained)
+def finish(spark: SparkSession, cfg: DictConfig, chunks: DataFrame, notes: DataFrame, resolver=None) -> DataFrame:
+    """Merged chunks + note text -> NOTE_NLP rows (lexical variant, resolve, assert, assemble)."""
+    vocab = {t: spark.read.format("delta").load(lake_path(cfg, t)) for t in ("concept", "concept_relationship")}
+    if resolver is None:
+        resolver, _ = resolve.load_resolver(spark, cfg)  # resolver-es@alias, else exact gazetteer lookup
+    coded = (
+        chunks.transform(recognise.with_piece_text, notes, cfg.get("scale"))  # bounded text per mention
         .transform(recognise.with_lexical_variant)
-        .transform(resolve.with_codes, index, vocab["concept"], vocab["concept_relationship"],
+        .transform(resolve.with_codes, resolver, vocab["concept"], vocab["concept_relationship"],
                    dict(cfg.extract.label_vocabularies))
-        .withColumn("nlp_system", F.lit(nlp_system))
-        .transform(with_assertion)
+    )
+    if resolver.ref != resolve.EXACT_SYSTEM:
+        # A registered resolver contributed the codes: nlp_system names it next to the recogniser.
+        coded = coded.withColumn("nlp_system", F.concat_ws(";", "nlp_system", F.lit(resolver.ref)))
+    return (
+        coded.transform(with_assertion)
+        .transform(recognise.with_note_offsets, int(cfg.extract.snippet_chars))
         .transform(note_nlp.to_note_nlp, int(cfg.extract.snippet_chars))
     )
 
 
+def extract(spark: SparkSession, cfg: DictConfig, notes: DataFrame, models: list[tuple]) -> DataFrame:
+    """Pure chain: notes -> every recogniser -> overlap policy -> NOTE_NLP rows (what the evaluation job runs)."""
+    return finish(spark, cfg, recognisers.recognise_all(notes, models, cfg.get("scale")), notes)
+
+
+def _pending(spark: SparkSession, notes: DataFrame, log_path: str, ref: str) -> DataFrame:
+    """Notes whose current text this recogniser version has not processed yet."""
+    if not delta.exists(spark, log_path):
+        return notes
+    done = spark.read.format("delta").load(log_path).filter(F.col("nlp_system") == ref) \
+        .select("note_id", "text_sha256")
+    return notes.join(done, ["note_id", "text_sha256"], "left_anti")
+
+
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
-    """Load model by alias -> pick unprocessed notes -> extract -> validate -> atomic Delta replace per note."""
-    mcfg = cfg.models.recogniser
-    model, nlp_system = tracking.load_spark_model(cfg, str(mcfg.name), str(args.model_alias or mcfg.alias))
+    """Load recognisers by alias -> per model, notes it has not processed -> chunks -> merged NOTE_NLP per note.
+
+    Each recogniser's chunks are kept in `nlp_chunk` (keyed by note and model), so a new champion re-runs only that
+    model; the notes it touched get their NOTE_NLP rows rebuilt from every model's stored chunks. Commit order makes a
+    kill at any point safe: nlp_chunk, then note_nlp, then the processed log (the done marker) last.
+    """
+    models = recognisers.load(cfg, getattr(args, "model_alias", None))
+    refs = [ref for _, ref in models]
     input_path = lake_path(cfg, str(cfg.extract.input_table))
     if not delta.exists(spark, input_path):
         raise UserError(f"input table {input_path} not found: run the previous job first")
     for t in ("gazetteer", "concept", "concept_relationship"):
         if not delta.exists(spark, lake_path(cfg, t)):
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
+    resolver, resolver_ref = resolve.load_resolver(spark, cfg)
     out_path, log_path = lake_path(cfg, "note_nlp"), lake_path(cfg, "nlp_processed")
+    chunk_path = lake_path(cfg, "nlp_chunk")
     input_version = delta.version(spark, input_path)
     notes = spark.read.format("delta").option("versionAsOf", input_version).load(input_path)
     if "deid_text_sha256" in notes.columns:
         # Offsets refer to the de-identified text: its fingerprint decides what needs reprocessing.
         notes = notes.withColumn("text_sha256", F.col("deid_text_sha256"))
-    todo = notes
-    if delta.exists(spark, log_path):
-        done = spark.read.format("delta").load(log_path).filter(F.col("nlp_system") == nlp_system) \
-            .select("note_id", F.col("text_sha256"))
-        todo = notes.join(done, ["note_id", "text_sha256"], "left_anti")
-    todo = todo.cache()
-    n_todo, n_input = todo.count(), notes.count()
-    log.info("%d of %d notes need processing by %s", n_todo, n_input, nlp_system)
+    notes = notes.select("note_id", "note_text", "text_sha256")
+    n_input = notes.count()
     with tracking.job_run(cfg, "extract_concepts", {
-        "models": nlp_system, "input_table": str(cfg.extract.input_table), "input_version": input_version,
+        "models": ",".join(refs), "resolver": resolver_ref, "input_table": str(cfg.extract.input_table),
+        "input_version": input_version,
         "label_vocabularies": str(to_dict(cfg)["extract"]["label_vocabularies"]),
     }) as mrun:
         import mlflow
 
-        rows = extract(spark, cfg, todo, model, nlp_system).cache()
-        n_rows = rows.count()
-        gate = quality.validate(rows, cfg, "note_nlp") if n_rows else {"success": True}
-        processed = todo.select("note_id", "text_sha256").withColumn("nlp_system", F.lit(nlp_system)) \
-            .withColumn("run_id", F.lit(mrun.info.run_id)).withColumn("processed_at", F.current_timestamp())
-        if n_todo:
-            with delta.commit_metadata(spark, job="extract_concepts", run_id=mrun.info.run_id, models=nlp_system,
-                                       input_table=str(cfg.extract.input_table), input_version=input_version):
-                delta.replace_for_keys(spark, rows, todo.select("note_id"), out_path, key="note_id")
-                delta.replace_for_keys(spark, processed, todo.select("note_id"), log_path, key="note_id")
+        meta = dict(job="extract_concepts", run_id=mrun.info.run_id, models=",".join(refs + [resolver_ref]),
+                    input_table=str(cfg.extract.input_table), input_version=input_version)
+        pending, per_model = {}, {}
+        for model, ref in models:
+            todo = _pending(spark, notes, log_path, ref).cache()
+            per_model[ref] = todo.count()
+            log.info("%s: %d of %d notes to process", ref, per_model[ref], n_input)
+            if per_model[ref]:
+                chunks = recognisers.recognise_chunks(todo, model, ref, cfg.get("scale")).localCheckpoint()
+                keys = todo.select("note_id").withColumn("model_name", F.lit(recognisers.model_name(ref)))
+                with delta.commit_metadata(spark, **meta):
+                    delta.replace_for_keys(spark, chunks, keys, chunk_path, key=["note_id", "model_name"])
+                pending[ref] = todo
+            else:
+                todo.unpersist()
+        if resolver.ref != resolve.EXACT_SYSTEM:
+            # A new resolver champion recodes every note from the stored chunks; no recogniser runs again.
+            todo = _pending(spark, notes, log_path, resolver.ref).cache()
+            per_model[resolver.ref] = todo.count()
+            if per_model[resolver.ref]:
+                pending[resolver.ref] = todo
+        affected = None
+        for todo in pending.values():
+            ids = todo.select("note_id")
+            affected = ids if affected is None else affected.unionByName(ids)
+        n_rows, n_codes, queue, gate = 0, 0, None, {"success": True}
+        if affected is not None:
+            affected = affected.distinct().cache()
+            n_todo = affected.count()
+            todo_notes = notes.join(affected, "note_id")
+            stored = spark.read.format("delta").load(chunk_path).filter(F.col("nlp_system").isin(refs)) \
+                .join(affected, "note_id")
+            merged = stored.transform(recognisers.filter_overlaps, [recognisers.model_name(r) for r in refs])
+            rows = finish(spark, cfg, merged, todo_notes, resolver).localCheckpoint()
+            n_rows = rows.count()
+            gate = quality.validate(rows, cfg, "note_nlp") if n_rows else gate
+            with delta.commit_metadata(spark, **meta):
+                delta.replace_for_keys(spark, rows, affected, out_path, key="note_id")
+                n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
+                queue = review.write_queue(spark, cfg)                 # low-confidence mappings for terminologists
+                for ref, todo in pending.items():
+                    processed = todo.select("note_id", "text_sha256") \
+                        .withColumn("model_name", F.lit(recognisers.model_name(ref))) \
+                        .withColumn("nlp_system", F.lit(ref)).withColumn("run_id", F.lit(mrun.info.run_id)) \
+                        .withColumn("processed_at", F.current_timestamp())
+                    delta.replace_for_keys(spark, processed, processed.select("note_id", "model_name"), log_path,
+                                           key=["note_id", "model_name"])
+                    todo.unpersist()
+            affected.unpersist()
+        else:
+            n_todo = 0
+        log.info("%d notes processed, %d concepts written", n_todo, n_rows)
         total = spark.read.format("delta").load(out_path) if delta.exists(spark, out_path) else None
         per_vocab = {}
         if total is not None:
             per_vocab = {r["vocabulary_id"] or "none": r["n"] for r in
                          total.groupBy("vocabulary_id").agg(F.count("*").alias("n")).collect()}
         summary = {
-            "model": nlp_system, "input_version": input_version, "notes_in_input": n_input,
-            "notes_processed": n_todo, "concepts_written": n_rows, "quality_gate": gate["success"],
-            "note_nlp_version": delta.version(spark, out_path), "concepts_per_vocabulary": per_vocab,
+            "model": ",".join(refs), "resolver": resolver_ref, "input_version": input_version, "notes_in_input": n_input,
+            "notes_processed": n_todo, "notes_per_model": per_model, "concepts_written": n_rows,
+            "note_codes_written": n_codes, "review_queue": queue,
+            "quality_gate": gate["success"], "data_docs": gate.get("data_docs"),
+            "note_nlp_version": delta.version(spark, out_path),
+            "concepts_per_vocabulary": per_vocab,
         }
         mlflow.log_metrics({"notes_processed": n_todo, "concepts_written": n_rows, "notes_in_input": n_input})
-        rows.unpersist()
-        for table in ("note_nlp", "nlp_processed"):
-            catalog.register(spark, cfg, table)
-        todo.unpersist()
+        for table in ("note_nlp", "nlp_processed", "nlp_chunk"):
+            if delta.exists(spark, lake_path(cfg, table)):
+                catalog.register(spark, cfg, table)
         return summary
 
 

@@ -56,6 +56,7 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             "reconciled": n_read == n_good + n_bad,
             "new_in_note": n_after - n_before, "note_rows": n_after,
             "note_version": delta.version(spark, note_path), "quality_gate": gate["success"],
+            "data_docs": gate.get("data_docs"),
             "quarantine_reasons": reasons,
         }
         import mlflow

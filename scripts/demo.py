@@ -44,7 +44,7 @@ def main() -> None:
     started = time.time()
     from pyspark.sql import functions as F
 
-    from clinlake import tracking
+    from clinlake import quality, tracking
     from clinlake.cli import setup_logging
     from clinlake.config import lake_path, load_config
     from clinlake.errors import UserError
@@ -87,6 +87,11 @@ def main() -> None:
     print(f"concepts in note_nlp: {nlp.count()}   present (term_exists=Y): {present}")
     for r in per_vocab:
         print(f"   {r['vocabulary_id'] or '(unresolved)'}: {r['n']}")
+    if ext.get("note_codes_written") is not None:
+        print(f"ranked codes per note (note_code) written this run: {ext['note_codes_written']}")
+    docs = quality.data_docs_dir(cfg)
+    if docs is not None and (docs / "index.html").exists():
+        print(f"Great Expectations Data Docs (every quality gate of this run): {docs / 'index.html'}")
     print("ten most frequent codes:")
     for r in top:
         print(f"   {r['vocabulary_id']:9} {r['concept_code']:10} {r['n']}")

@@ -10,26 +10,24 @@ import json
 import sys
 from pathlib import Path
 
-# Best official *test-set* scores of each shared task (team in brackets), from the task overview papers:
-# MEDDOCAN (IberLEF 2019), CodiEsp (CLEF eHealth 2020), CANTEMIST (IberLEF 2020), PharmaCoNER (BioNLP-OST 2019).
-# Our numbers are on dev splits, so the comparison is indicative only. Values are rounded to 3 decimals.
+# Best published *test-set* scores of each shared task, as quoted in this project's issues (#4, #5, #6), which cite
+# the task overviews: MEDDOCAN (IberLEF 2019), CodiEsp (CLEF eHealth 2020), CANTEMIST (IberLEF 2020), PharmaCoNER
+# (BioNLP-OST 2019). Figures we could not verify here (CodiEsp-P MAP, CodiEsp-X F1, MEDDOCAN merged F1) are left out
+# rather than quoted from memory. Our numbers are on dev splits, so the comparison is indicative only.
 STATE_OF_THE_ART: dict[tuple[str, str], dict[str, tuple[float, str]]] = {
     ("deid", "meddocan"): {
-        "subtrack1_strict_f1": (0.970, "NLNDE, Lange et al. 2019"),
-        "subtrack2_strict_f1": (0.975, "NLNDE, Lange et al. 2019"),
-        "subtrack2_merged_f1": (0.980, "NLNDE, Lange et al. 2019"),
+        "subtrack1_strict_f1": (0.9696, "best MEDDOCAN system (issue #4)"),
+        "subtrack2_strict_f1": (0.9749, "best MEDDOCAN system (issue #4)"),
     },
     ("coding", "codiesp"): {
-        "map_d": (0.593, "IAM, Cossin & Jouhet 2020"),
-        "map_p": (0.443, "IAM, Cossin & Jouhet 2020"),
-        "f1_x": (0.402, "best CodiEsp-X run, overview 2020"),
+        "map_d": (0.593, "best CodiEsp-D run (issue #6)"),
     },
     ("ner", "cantemist"): {
-        "ner_f1": (0.870, "PlanTL/Vicomtech, overview 2020"),
-        "norm_f1": (0.825, "Vicomtech, overview 2020"),
+        "ner_f1": (0.870, "best CANTEMIST-NER test score (issue #5)"),
+        "norm_f1": (0.825, "best CANTEMIST-NORM test score (issue #6)"),
     },
     ("ner", "pharmaconer"): {
-        "ner_f1": (0.911, "Xiong et al. 2019"),
+        "ner_f1": (0.9105, "best PharmaCoNER NER (issue #5)"),
     },
 }
 
@@ -68,7 +66,7 @@ def render(results: list[dict], all_keys: bool = False, command: str | None = No
         if not all_keys:
             keys = [k for k in HEADLINE if k in r]
         for k in keys:
-            best = f"{sota[k][0]:.3f} ({sota[k][1]})" if k in sota else ""
+            best = f"{sota[k][0]:.4f} ({sota[k][1]})" if k in sota else ""
             lines.append(f"| {r['task']} | {r['corpus']} | {k} | {_fmt(r[k])} | {best} |")
     out = "\n".join(lines) + "\n"
     if command:

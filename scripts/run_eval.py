@@ -34,11 +34,14 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "eval")
     ap.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     ap.add_argument("--lake", default=None)
+    ap.add_argument("--env", default=None, help="configuration environment passed to every job (e.g. full)")
+    ap.add_argument("--set", action="append", default=[], help="key=value override passed to every job")
     args = ap.parse_args()
+    passthrough = (["--env", args.env] if args.env else []) + [x for kv in args.set for x in ("--set", kv)]
     args.out.mkdir(parents=True, exist_ok=True)
     lake = args.lake or str(ROOT / "lake")
     if not (Path(lake) / "note_nlp").exists():
-        subprocess.run([PY, str(ROOT / "scripts" / "demo.py"), "--lake", lake], check=True)
+        subprocess.run([PY, str(ROOT / "scripts" / "demo.py"), "--lake", lake, *passthrough], check=True)
     runs = [(t, c, args.corpora / d, n) for t, c, d, n in RUNS] + SAMPLE_RUNS
     failed = []
     for task, corpus, data, name in runs:
@@ -49,7 +52,7 @@ def main() -> int:
             print(f"eval: skip {name}: {data} not found")
             continue
         cmd = [PY, str(ROOT / "jobs" / "evaluate.py"), "--task", task, "--corpus", corpus, "--data", str(data),
-               "--out", str(args.out / f"{name}.json"), "--lake", lake]
+               "--out", str(args.out / f"{name}.json"), "--lake", lake, *passthrough]
         print("eval:", " ".join(cmd[1:]), flush=True)
         if subprocess.run(cmd).returncode != 0:
             failed.append(name)

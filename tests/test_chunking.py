@@ -149,3 +149,27 @@ def test_spark_merge_deid_pieces_shifts_spans_into_note_and_new_text(spark):
     for s in merged["deid"]["spans"]:
         assert text[s["start"]:s["end"]] == "Juan"
         assert new_text[s["new_start"]:s["new_end"]] == "[NOMBRE]"
+
+
+def test_deid_model_spans_of_a_long_note_come_back_in_note_offsets(spark):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.feature import SQLTransformer
+
+    from clinlake.deid.job import with_model_spans
+
+    # A real Spark ML transformer standing in for the NER pipeline: every "Juan" becomes a ner_chunk annotation.
+    finder = SQLTransformer(statement=(
+        "SELECT *, transform(filter(sequence(0, greatest(length(note_text) - 4, 0)), "
+        "i -> substring(note_text, i + 1, 4) = 'Juan'), i -> named_struct('begin', i, 'end', i + 3, "
+        "'metadata', map('entity', 'NOMBRE_SUJETO_ASISTENCIA', 'confidence', '0.9'))) AS ner_chunk FROM __THIS__"))
+    model = PipelineModel(stages=[finder])
+    long_text = "\n".join(f"Línea {i}: visita de Juan con su médico." for i in range(40))
+    notes = spark.createDataFrame([(1, 5, long_text), (2, 6, "Juan viene solo."), (3, 7, None)],
+                                  "note_id long, person_id long, note_text string")
+    whole = {r["note_id"]: r["model_spans"] for r in with_model_spans(notes, model, 10_000_000).collect()}
+    pieces = {r["note_id"]: r["model_spans"] for r in with_model_spans(notes, model, 200).collect()}
+    assert set(pieces) == {1, 2, 3}
+    assert len(pieces[1]) == 40
+    for nid in (1, 2):
+        assert sorted(pieces[nid]) == sorted(whole[nid])
+    assert all(long_text[s["start"]:s["end"]] == "Juan" for s in pieces[1])

@@ -110,7 +110,7 @@ def test_promotion_gate_keeps_an_equal_challenger(spark, lake, shared_dir):
     out = promote_model.run(spark, cfg, argparse.Namespace(model="ner-gazetteer-es", version="2", margin=None))
     assert out["promoted"] is False and out["champion"] == first["train"]["version"]
     assert out["f1_x"]["champion"] == out["f1_x"]["challenger"] > 0
-    assert MlflowClient().get_model_version_by_alias("ner-gazetteer-es", "champion").version == "1"
+    assert str(MlflowClient().get_model_version_by_alias("ner-gazetteer-es", "champion").version) == "1"
 
 
 @pytest.mark.dev_eval

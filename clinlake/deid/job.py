@@ -41,20 +41,39 @@ def policy_for(cfg: DictConfig) -> DeidPolicy:
     return DeidPolicy.from_dict(raw)  # type: ignore[arg-type]
 
 
-def with_model_spans(notes: DataFrame, model: Any | None) -> DataFrame:
-    """Add `model_spans` array<struct<start,end,label,score>> from a NER pipeline (null when no model)."""
+def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int = 20_000) -> DataFrame:
+    """Add `model_spans` array<struct<start,end,label,score>> from a NER pipeline (null when no model).
+
+    Notes longer than max_chunk_chars (`scale.max_chunk_chars`) go through the model in bounded pieces
+    (clinlake.chunking) and their spans are shifted back to note offsets, so a 1 MB note never becomes one
+    Spark NLP document (sentence detection and the annotation arrays grow with the document); short notes,
+    the common case, take the direct path with no extra shuffle.
+    """
     span_t = "array<struct<start:int,end:int,label:string,score:double>>"
     if model is None:
         return notes.withColumn("model_spans", F.lit(None).cast(span_t))
-    out = model.transform(notes)
-    spans = F.transform(
-        F.col("ner_chunk"),
-        lambda c: F.struct(
-            c["begin"].alias("start"), (c["end"] + 1).alias("end"), c["metadata"]["entity"].alias("label"),
-            F.coalesce(c["metadata"]["confidence"].cast("double"), F.lit(1.0)).alias("score"),
-        ),
-    )
-    return out.withColumn("model_spans", spans.cast(span_t)).select(*notes.columns, "model_spans")
+
+    def spans(offset: Any) -> Any:
+        return F.transform(
+            F.col("ner_chunk"),
+            lambda c: F.struct(
+                (c["begin"] + offset).alias("start"), (c["end"] + 1 + offset).alias("end"),
+                c["metadata"]["entity"].alias("label"),
+                F.coalesce(c["metadata"]["confidence"].cast("double"), F.lit(1.0)).alias("score"),
+            ),
+        ).cast(span_t)
+
+    from clinlake import chunking
+
+    is_long = F.length("note_text") > F.lit(int(max_chunk_chars))
+    short = model.transform(notes.filter(~is_long | F.col("note_text").isNull())) \
+        .withColumn("model_spans", spans(F.lit(0))).select(*notes.columns, "model_spans")
+    long_notes = notes.filter(is_long)
+    pieces = chunking.explode_text_chunks(long_notes.select("note_id", "note_text"), int(max_chunk_chars))
+    per_note = (model.transform(pieces).select("note_id", spans(F.col("chunk_offset")).alias("s"))
+                .groupBy("note_id").agg(F.flatten(F.collect_list("s")).alias("model_spans")))
+    long_out = long_notes.join(per_note, "note_id", "left").select(*notes.columns, "model_spans")
+    return short.unionByName(long_out)
 
 
 def with_deid(notes: DataFrame, deid_udf: Any) -> DataFrame:

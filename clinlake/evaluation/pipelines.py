@@ -31,17 +31,21 @@ def _notes_frame(spark: Any, notes_df: Any) -> tuple[Any, dict[int, str]]:
 
 
 def _extract(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> tuple[list, dict[int, str], str]:
-    """Run the production extraction chain; returns NOTE_NLP rows, id->doc map and the model reference."""
-    from clinlake import tracking
+    """Run the production extraction chain; returns NOTE_NLP rows, id->doc map and the model references."""
+    from clinlake import recognisers
     from jobs.extract_concepts import extract
 
-    mcfg = cfg.models.recogniser
-    model, ref = tracking.load_spark_model(cfg, str(mcfg.name), model_alias or str(mcfg.alias))
+    models = recognisers.load(cfg, model_alias or None)
     frame, back = _notes_frame(spark, notes_df)
-    rows = extract(spark, cfg, frame, model, ref).select(
+    rows = extract(spark, cfg, frame, models).select(
         "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
         "term_exists").collect()
-    return rows, back, ref
+    return rows, back, ",".join(ref for _, ref in models)
+
+
+def _versions(refs: str) -> dict[str, str]:
+    """'a@1,b@2' -> {'a': '1', 'b': '2'} (the model versions an evaluation logs as params)."""
+    return dict(ref.rsplit("@", 1) for ref in refs.split(",") if ref)
 
 
 def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None) -> dict[str, list[Mention]]:
@@ -56,34 +60,37 @@ def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None) 
     return dict(out)
 
 
-def rank_codes(rows: list, back: dict[int, str], label: str) -> dict[str, list[str]]:
-    """Per document, codes of present mentions ranked by mention count, then best resolver score, then code."""
-    stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-    for r in rows:
-        if r["label"] != label or not r["concept_code"] or r["term_exists"] == "N":
-            continue
-        s = stats[back[r["note_id"]]][r["concept_code"].lower()]
-        s[0] += 1
-        s[1] = max(s[1], float(r["score"] or 0.0))
-    return {doc: [c for c, _ in sorted(codes.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))]
-            for doc, codes in stats.items()}
+def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[str, dict[str, list[str]]]:
+    """Per label, per document, codes ranked by clinlake.note_code.with_note_codes (what note_code stores)."""
+    from clinlake.note_code import with_note_codes
+
+    frame = spark.createDataFrame(
+        [(r["note_id"], r["label"], r["concept_code"], r["score"], r["term_exists"], r["offset_start"]) for r in rows],
+        "note_id long, label string, concept_code string, score double, term_exists string, offset_start int")
+    vocab = F.create_map(*[F.lit(str(x)) for kv in cfg.extract.label_vocabularies.items() for x in kv])
+    ranked = with_note_codes(frame.withColumn("vocabulary_id", vocab[F.col("label")])) \
+        .select("note_id", "vocabulary_id", "concept_code", "rank").collect()
+    labels = {str(v): str(k) for k, v in cfg.extract.label_vocabularies.items()}
+    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(ranked, key=lambda r: (r["note_id"], r["vocabulary_id"] or "", r["rank"])):
+        out[labels.get(r["vocabulary_id"], "")][back[r["note_id"]]].append(r["concept_code"].lower())
+    return {label: dict(docs) for label, docs in out.items()}
 
 
 @register("coding", "codiesp")
 def predict_codiesp(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
     """CodiEsp D/P rankings and X mentions from the deployed extraction chain."""
     rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
-    name, version = ref.rsplit("@", 1)
-    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=rank_codes(rows, back, "DIAGNOSTICO"),
-                  codes_p=rank_codes(rows, back, "PROCEDIMIENTO"), model_versions={name: version})
+    ranked = rank_codes(spark, cfg, rows, back)
+    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=ranked.get("DIAGNOSTICO", {}),
+                  codes_p=ranked.get("PROCEDIMIENTO", {}), model_versions=_versions(ref))
 
 
 @register("ner", "cantemist")
 def predict_cantemist(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
     """Tumour morphology mentions with their CIE-O-3 codes from the deployed extraction chain."""
     rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
-    name, version = ref.rsplit("@", 1)
-    return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions={name: version})
+    return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions=_versions(ref))
 
 
 @register("deid", "meddocan")

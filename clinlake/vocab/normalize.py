@@ -71,6 +71,22 @@ ABBREVIATIONS: dict[str, str] = {
     "llc": "leucemia linfatica cronica",
     "lmc": "leucemia mieloide cronica",
     "eco": "ecografia",
+    # oncology and frequent discharge-report abbreviations (CANTEMIST / CodiEsp), none an ordinary word
+    "cdi": "carcinoma ductal infiltrante",
+    "cli": "carcinoma lobulillar infiltrante",
+    "mts": "metastasis",
+    "bx": "biopsia",
+    "qt": "quimioterapia",
+    "ivu": "infeccion vias urinarias",
+    "hda": "hemorragia digestiva alta",
+    "hdb": "hemorragia digestiva baja",
+    "nac": "neumonia adquirida comunidad",
+    "tce": "traumatismo craneoencefalico",
+    "tbc": "tuberculosis",
+    "dlp": "dislipemia",
+    "eii": "enfermedad inflamatoria intestinal",
+    "ela": "esclerosis lateral amiotrofica",
+    "sahs": "sindrome apnea hipopnea sueno",
 }
 
 # Function words that carry no meaning for matching. Negation/absence words are deliberately kept.

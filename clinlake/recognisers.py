@@ -1,0 +1,119 @@
+"""Several recognisers served together: load each by registry alias, explode their chunks, merge overlaps.
+
+Overlap policy (documented in docs/ner.md, tested in tests/test_recognisers.py):
+1. within one recogniser and one label, a chunk inside a longer one is dropped (longest match wins);
+2. across recognisers, a chunk that overlaps (shares at least one character with) a chunk of the SAME label from a
+   recogniser earlier in `extract.recognisers` is dropped: the configured order is the priority;
+3. chunks of different labels never suppress each other (a drug inside a procedure is two facts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from clinlake import recognise, tracking
+from clinlake.errors import UserError
+
+CHUNK_KEYS = ["note_id", "label", "offset_start", "offset_end"]
+
+
+def configured(cfg: DictConfig) -> list[tuple[str, str]]:
+    """(registered name, alias) of every recogniser to serve, in priority order."""
+    entries = cfg.extract.get("recognisers") or [{"name": cfg.models.recogniser.name,
+                                                  "alias": cfg.models.recogniser.alias}]
+    out = [(str(e), "champion") if isinstance(e, str) else (str(e["name"]), str(e.get("alias", "champion")))
+           for e in entries]
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise UserError(f"extract.recognisers lists a model twice: {names}")
+    return out
+
+
+def with_alias(cfg: DictConfig, alias: str | None) -> list[tuple[str, str]]:
+    """Configured recognisers, `alias` used by every model that has it (e.g. the one challenger under evaluation).
+
+    Models without that alias keep their configured one, so a challenger is judged inside the pipeline it would
+    join; an alias that no configured model has is an error.
+    """
+    models = configured(cfg)
+    if not alias:
+        return models
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    tracking.configure(cfg)
+    client, out, hit = MlflowClient(), [], False
+    for name, own in models:
+        try:
+            client.get_model_version_by_alias(name, alias)
+            out.append((name, alias))
+            hit = True
+        except MlflowException:
+            out.append((name, own))
+    if not hit:
+        raise UserError(f"no configured recogniser ({', '.join(n for n, _ in models)}) has the alias '{alias}'")
+    return out
+
+
+def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel, str]]:
+    """Every configured recogniser loaded by alias -> [(model, '<name>@<version>')]; any missing one is an error."""
+    return [tracking.load_spark_model(cfg, name, a) for name, a in with_alias(cfg, alias)]
+
+
+def model_name(ref: str) -> str:
+    """'ner-drug-es@3' -> 'ner-drug-es'."""
+    return ref.rsplit("@", 1)[0]
+
+
+def is_matcher(model: PipelineModel) -> bool:
+    """Whether the pipeline is the TextMatcher recogniser (one output column per label)."""
+    return bool(recognise.matcher_labels(model))
+
+
+def explode_ner_chunks(annotated: DataFrame, keep: list[str], chunk_col: str = "ner_chunk") -> DataFrame:
+    """NerDL pipeline output -> one row per chunk: keep + label (the chunk's entity), offsets (end exclusive)."""
+    return annotated.select(*keep, F.explode(chunk_col).alias("c")).select(
+        *keep, F.col("c.metadata").getItem("entity").alias("label"),
+        F.col("c.begin").alias("offset_start"), (F.col("c.end") + 1).alias("offset_end"))
+
+
+def recognise_chunks(notes: DataFrame, model: PipelineModel, ref: str, scale: Any = None) -> DataFrame:
+    """One recogniser over notes(note_id, note_text, text_sha256) -> chunks with nlp_system = ref (rule 1 applied)."""
+    keep = ["note_id", "text_sha256"]
+    # bounded pieces (scale.max_chunk_chars), one model pass for all labels, rule 1 inside each piece
+    chunks = recognise.chunks(model, notes, keep, scale)
+    return chunks.withColumn("nlp_system", F.lit(ref)) \
+        .withColumn("model_name", F.lit(model_name(ref)))
+
+
+def filter_overlaps(chunks: DataFrame, priority: list[str]) -> DataFrame:
+    """Rule 2: drop a chunk overlapping a same-label chunk of a recogniser earlier in `priority` (model names)."""
+    if len(priority) < 2:
+        return chunks
+    rank = F.create_map(*[x for i, n in enumerate(priority) for x in (F.lit(n), F.lit(i))])
+    ranked = chunks.withColumn("__prio", F.coalesce(rank[F.col("model_name")], F.lit(len(priority))))
+    keys = ranked.select("note_id", "label", "offset_start", "offset_end", "__prio")
+    a, b = keys.alias("a"), keys.alias("b")
+    beaten = a.join(
+        b,
+        (F.col("a.note_id") == F.col("b.note_id")) & (F.col("a.label") == F.col("b.label"))
+        & (F.col("b.__prio") < F.col("a.__prio"))
+        & (F.col("b.offset_start") < F.col("a.offset_end")) & (F.col("a.offset_start") < F.col("b.offset_end")),
+        "left_semi",
+    ).select("note_id", "label", "offset_start", "offset_end", "__prio")
+    return ranked.join(beaten, ["note_id", "label", "offset_start", "offset_end", "__prio"], "left_anti") \
+        .drop("__prio")
+
+
+def recognise_all(notes: DataFrame, recognisers: list[tuple[Any, str]], scale: Any = None) -> DataFrame:
+    """Every recogniser over the same notes, unioned and merged by the overlap policy (scale: the `scale:` knobs)."""
+    parts = [recognise_chunks(notes, model, ref, scale) for model, ref in recognisers]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out.transform(filter_overlaps, [model_name(ref) for _, ref in recognisers])

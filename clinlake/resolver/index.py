@@ -1,0 +1,129 @@
+"""Resolver index: searchable terms (gazetteer mentions + vocabulary names/synonyms) and char 3-gram postings,
+and candidate generation over them (normalised exact match + n-gram nearest neighbours), joins only.
+
+Tables (all small enough to live as one Delta snapshot each, see clinlake.resolve.save_index):
+- terms:    label, term_norm, vocabulary_id, concept_code, gaz_count (annotated mentions), syn (1 = vocabulary
+            name or synonym), review (1 = accepted by a terminologist)
+- postings: label, gram, term_norm  (only grams with document frequency <= max_df)
+- grams:    label, gram, df         (the same grams with their document frequency)
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from clinlake.vocab.normalize import normalize_col
+
+# ICD-10 chapter/section ranges ("A00-B99") are concepts but never codes a coder assigns.
+NON_CODE_CLASSES = ("ICD10 Chapter", "ICD10 SubChapter")
+
+CANDIDATE_COLS = ["label", "mention_norm", "vocabulary_id", "concept_code", "exact_gaz_count", "exact_syn",
+                  "review", "sim_gaz", "sim_syn"]
+
+
+def char_grams(col: Column | str) -> Column:
+    """Distinct character 3-grams of ' ' + text + ' ' (built-ins only; '' gives an empty array)."""
+    c = F.col(col) if isinstance(col, str) else col
+    padded = F.concat(F.lit(" "), c, F.lit(" "))
+    grams = F.transform(F.sequence(F.lit(1), F.greatest(F.length(padded) - 2, F.lit(1))),
+                        lambda i: padded.substr(i, F.lit(3)))
+    return F.when(F.length(c) > 0, F.array_distinct(grams)).otherwise(F.array().cast("array<string>"))
+
+
+def dice(a: Column, b: Column) -> Column:
+    """Dice coefficient of two gram arrays: 2 |a ∩ b| / (|a| + |b|)."""
+    return (2.0 * F.size(F.array_intersect(a, b))) / F.greatest(F.size(a) + F.size(b), F.lit(1))
+
+
+def _label_vocab(spark, label_vocabularies: Mapping[str, str]) -> DataFrame:
+    """(label, vocabulary_id) pairs from conf extract.label_vocabularies (a label may list several, comma-separated)."""
+    rows = [(lab, v.strip()) for lab, vs in label_vocabularies.items() for v in str(vs).split(",") if v.strip()]
+    return spark.createDataFrame(rows, "label string, vocabulary_id string")
+
+
+def build_terms(gazetteer: DataFrame, concept: DataFrame, synonym: DataFrame,
+                label_vocabularies: Mapping[str, str]) -> DataFrame:
+    """Every searchable (label, normalised term, code): gazetteer mentions with counts + all names/synonyms."""
+    lv = _label_vocab(gazetteer.sparkSession, label_vocabularies)
+    gaz = gazetteer.join(F.broadcast(lv), ["label", "vocabulary_id"]).select(
+        "label", normalize_col(F.col("mention")).alias("term_norm"), "vocabulary_id", "concept_code",
+        F.col("count").cast("long").alias("gaz_count"), F.lit(0).alias("syn"),
+        (F.col("source") == "review").cast("int").alias("review"))
+    codes = concept.filter(F.col("invalid_reason").isNull() & ~F.col("concept_class_id").isin(*NON_CODE_CLASSES)) \
+        .join(F.broadcast(lv.select("vocabulary_id").distinct()), "vocabulary_id") \
+        .select("concept_id", "vocabulary_id", "concept_code", "concept_name")
+    names = codes.select("concept_id", F.col("concept_name").alias("name")).unionByName(
+        synonym.select("concept_id", F.col("concept_synonym_name").alias("name")))
+    syn = names.join(codes.drop("concept_name"), "concept_id")
+    # build_vocabulary also writes gazetteer mentions as synonyms: they must not count as vocabulary evidence,
+    # or the ranker's leave-one-out training would see every mention's own entry through the synonym table.
+    syn = syn.join(gazetteer.select("vocabulary_id", "concept_code", F.col("mention").alias("name")).distinct(),
+                   ["vocabulary_id", "concept_code", "name"], "left_anti")
+    syn = syn.join(F.broadcast(lv), "vocabulary_id").select(
+        "label", normalize_col(F.col("name")).alias("term_norm"), "vocabulary_id", "concept_code",
+        F.lit(0).cast("long").alias("gaz_count"), F.lit(1).alias("syn"), F.lit(0).alias("review"))
+    return gaz.unionByName(syn).filter(F.col("term_norm") != "") \
+        .groupBy("label", "term_norm", "vocabulary_id", "concept_code") \
+        .agg(F.sum("gaz_count").alias("gaz_count"), F.max("syn").alias("syn"), F.max("review").alias("review"))
+
+
+def build_grams(terms: DataFrame, max_df: int) -> tuple[DataFrame, DataFrame]:
+    """(postings, grams): 3-gram -> term postings per label, without grams in more than max_df terms."""
+    exploded = terms.select("label", "term_norm").distinct() \
+        .select("label", "term_norm", F.explode(char_grams("term_norm")).alias("gram"))
+    grams = exploded.groupBy("label", "gram").agg(F.count("*").alias("df")).filter(F.col("df") <= max_df)
+    postings = exploded.join(grams.select("label", "gram"), ["label", "gram"])
+    return postings, grams
+
+
+def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
+    """Codes whose gazetteer mention or vocabulary synonym normalises to the mention itself."""
+    return mentions.join(terms.withColumnRenamed("term_norm", "mention_norm"), ["label", "mention_norm"]).select(
+        "label", "mention_norm", "vocabulary_id", "concept_code", F.col("gaz_count").alias("exact_gaz_count"),
+        F.col("syn").alias("exact_syn"), "review", F.lit(0.0).alias("sim_gaz"), F.lit(0.0).alias("sim_syn"))
+
+
+def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
+                     rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
+    """Nearest other terms by char 3-gram Dice: retrieve by the mention's rarest grams, re-score the pool exactly."""
+    keys = ["label", "mention_norm"]
+    # A mention that is itself an indexed term counts in its grams' df: discount it, so the grams only it has
+    # (df 1) are not taken as "rare" ones that retrieve nothing else.
+    own = terms.select("label", F.col("term_norm").alias("mention_norm")).distinct().withColumn("own", F.lit(1))
+    mg = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
+                                                 F.explode(char_grams("mention_norm")).alias("gram")) \
+        .join(grams, ["label", "gram"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
+    # Only the rarest grams of a mention go into the join: common grams ("ion", " de") would multiply it.
+    mg = mg.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy("df", "gram"))) \
+        .filter(F.col("r") <= rare_grams)
+    hits = mg.join(postings, ["label", "gram"]).filter(F.col("term_norm") != F.col("mention_norm")) \
+        .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
+    hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
+        .filter(F.col("r") <= pool)
+    scored = hits.withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
+    best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
+        .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
+    coded = best.join(terms, ["label", "term_norm"])
+    return coded.groupBy(*keys, "vocabulary_id", "concept_code").agg(
+        F.lit(0).cast("long").alias("exact_gaz_count"), F.lit(0).alias("exact_syn"), F.lit(0).alias("review"),
+        F.max(F.when(F.col("gaz_count") > 0, F.col("sim")).otherwise(0.0)).alias("sim_gaz"),
+        F.max(F.when(F.col("syn") > 0, F.col("sim")).otherwise(0.0)).alias("sim_syn"))
+
+
+def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
+               rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
+    """Distinct (label, mention_norm) -> candidate codes with exact and n-gram evidence (CANDIDATE_COLS)."""
+    mentions = mentions.select("label", "mention_norm").distinct()
+    both = exact_candidates(mentions, terms).unionByName(
+        ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n))
+    return both.groupBy("label", "mention_norm", "vocabulary_id", "concept_code").agg(
+        F.sum("exact_gaz_count").alias("exact_gaz_count"), F.max("exact_syn").alias("exact_syn"),
+        F.max("review").alias("review"), F.max("sim_gaz").alias("sim_gaz"), F.max("sim_syn").alias("sim_syn"))
+
+
+def code_counts(terms: DataFrame) -> DataFrame:
+    """Gazetteer count per (label, code): the code prior."""
+    return terms.groupBy("label", "vocabulary_id", "concept_code").agg(F.sum("gaz_count").alias("code_count"))

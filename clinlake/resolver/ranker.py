@@ -1,0 +1,96 @@
+"""Candidate ranker: features from the index evidence, leave-one-out training examples from the gazetteer, a Spark ML
+LogisticRegression pipeline giving P(candidate is the right code), and top-k selection per mention."""
+
+from __future__ import annotations
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from clinlake.resolver import index as ix
+from clinlake.vocab.normalize import normalize_col
+
+FEATURES = ["f_share", "f_top_share", "f_log_count", "f_known", "f_exact_syn", "f_sim_gaz", "f_sim_syn",
+            "f_prior", "f_code_len", "f_tokens", "f_ngram_only"]
+
+
+def with_features(cands: DataFrame, group: list[str]) -> DataFrame:
+    """Numeric features of each candidate inside its group (one mention, or one training occurrence).
+
+    Expects the candidate evidence columns (clinlake.resolver.index.CANDIDATE_COLS) and code_count (the prior).
+    """
+    w = Window.partitionBy(*group)
+    df = cands.withColumn("code_count", F.greatest(F.coalesce("code_count", F.lit(0)), F.lit(0)))
+    total = F.sum("exact_gaz_count").over(w)
+    share = F.when(total > 0, F.col("exact_gaz_count") / total).otherwise(0.0)
+    return (
+        df.withColumn("f_share", share.cast("double"))
+        .withColumn("f_top_share", ((F.col("f_share") > 0) & (F.col("f_share") == F.max("f_share").over(w)))
+                    .cast("double"))
+        .withColumn("f_log_count", F.log1p(F.col("exact_gaz_count").cast("double")))
+        .withColumn("f_known", (total > 0).cast("double"))
+        .withColumn("f_exact_syn", F.col("exact_syn").cast("double"))
+        .withColumn("f_sim_gaz", F.col("sim_gaz").cast("double"))
+        .withColumn("f_sim_syn", F.greatest(F.col("sim_syn"), F.col("exact_syn").cast("double")))
+        .withColumn("f_prior", F.log1p(F.col("code_count").cast("double")))
+        # CodiEsp procedure gold is often a 4-character prefix: code length is informative per label
+        .withColumn("f_code_len", F.length("concept_code").cast("double"))
+        .withColumn("f_tokens", F.size(F.split("mention_norm", " ")).cast("double"))
+        .withColumn("f_ngram_only", ((F.col("exact_gaz_count") == 0) & (F.col("exact_syn") == 0)).cast("double"))
+    )
+
+
+def training_examples(gazetteer: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
+                      labels: list[str], rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
+    """Leave-one-out examples: each annotated (mention, code) occurrence sees the index without itself.
+
+    Its own count is removed from the exact gazetteer evidence and the code prior, so a mention annotated once
+    looks unseen and must be resolved through synonyms and n-gram neighbours, as at serving time.
+    """
+    gold = gazetteer.filter(F.col("label").isin(labels)).select(
+        "label", normalize_col(F.col("mention")).alias("mention_norm"), "vocabulary_id",
+        F.col("concept_code").alias("gold_code"), F.col("count").cast("long").alias("w")) \
+        .filter(F.col("mention_norm") != "") \
+        .groupBy("label", "mention_norm", "vocabulary_id", "gold_code").agg(F.sum("w").alias("w"))
+    cands = ix.candidates(gold.select("label", "mention_norm"), terms, postings, grams, rare_grams, pool, top_n)
+    own = (F.col("concept_code") == F.col("gold_code")).cast("long")
+    ex = cands.join(gold, ["label", "mention_norm", "vocabulary_id"]) \
+        .withColumn("exact_gaz_count", F.col("exact_gaz_count") - own) \
+        .filter((F.col("exact_gaz_count") > 0) | (F.col("exact_syn") > 0) | (F.col("sim_gaz") > 0)
+                | (F.col("sim_syn") > 0)) \
+        .withColumn("y", own.cast("double"))
+    ex = ex.join(ix.code_counts(terms), ["label", "vocabulary_id", "concept_code"], "left") \
+        .withColumn("code_count", F.coalesce("code_count", F.lit(0)) - own)
+    return with_features(ex, ["label", "mention_norm", "gold_code"])
+
+
+def build_pipeline(reg_param: float = 0.001) -> Pipeline:
+    """label one-hot + FEATURES -> LogisticRegression (weighted by annotation count)."""
+    return Pipeline(stages=[
+        StringIndexer(inputCol="label", outputCol="label_idx", handleInvalid="keep"),
+        OneHotEncoder(inputCols=["label_idx"], outputCols=["label_vec"], handleInvalid="keep"),
+        VectorAssembler(inputCols=["label_vec", *FEATURES], outputCol="features"),
+        LogisticRegression(featuresCol="features", labelCol="y", weightCol="w", regParam=reg_param, maxIter=100,
+                           probabilityCol="probability", rawPredictionCol="raw", predictionCol="pred"),
+    ])
+
+
+def fit(examples: DataFrame, reg_param: float = 0.001) -> PipelineModel:
+    """Fit the ranker on training examples (columns: label, FEATURES, y, w)."""
+    return build_pipeline(reg_param).fit(examples.select("label", *FEATURES, "y", "w"))
+
+
+def with_probability(feats: DataFrame, model: PipelineModel) -> DataFrame:
+    """Add p = P(candidate is the right code) from the fitted ranker; model columns dropped."""
+    scored = model.transform(feats)
+    return scored.withColumn("p", vector_to_array("probability")[1]) \
+        .drop("label_idx", "label_vec", "features", "raw", "probability", "pred")
+
+
+def top_k(scored: DataFrame, k: int, group: list[str]) -> DataFrame:
+    """Best k candidates per group as rank 1..k (reviewed mappings first, then p, then code for determinism)."""
+    w = Window.partitionBy(*group).orderBy(F.desc("review"), F.desc("p"), "concept_code")
+    return scored.withColumn("rank", F.row_number().over(w)).filter(F.col("rank") <= k)

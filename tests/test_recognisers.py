@@ -1,0 +1,112 @@
+"""Several recognisers in one extraction: overlap policy, configuration, per-model incremental reprocessing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from clinlake import recognisers
+from clinlake.config import lake_path
+from clinlake.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = "note_id long, label string, offset_start int, offset_end int, model_name string"
+
+
+def test_overlap_policy(spark):
+    chunks = spark.createDataFrame([
+        (1, "DIAGNOSTICO", 0, 10, "ner-dx"),          # priority 0: kept
+        (1, "DIAGNOSTICO", 5, 20, "gaz"),             # overlaps a same-label chunk of ner-dx: dropped
+        (1, "DIAGNOSTICO", 10, 12, "gaz"),            # touches ner-dx's end (exclusive): no overlap, kept
+        (1, "PROCEDIMIENTO", 0, 10, "gaz"),           # other label: never suppressed
+        (2, "DIAGNOSTICO", 5, 20, "gaz"),             # other note: kept
+        (3, "DIAGNOSTICO", 0, 4, "gaz"),              # gaz before an unlisted model: kept
+        (3, "DIAGNOSTICO", 2, 6, "other"),            # unlisted model ranks last: dropped
+        (4, None, 0, 3, "gaz"),                       # null label: nothing to compare with, kept
+    ], SCHEMA)
+    out = recognisers.filter_overlaps(chunks, ["ner-dx", "gaz"])
+    expected = spark.createDataFrame([
+        (1, "DIAGNOSTICO", 0, 10, "ner-dx"), (1, "DIAGNOSTICO", 10, 12, "gaz"), (1, "PROCEDIMIENTO", 0, 10, "gaz"),
+        (2, "DIAGNOSTICO", 5, 20, "gaz"), (3, "DIAGNOSTICO", 0, 4, "gaz"), (4, None, 0, 3, "gaz"),
+    ], SCHEMA)
+    assertDataFrameEqual(out, expected)
+
+
+def test_single_recogniser_is_untouched(spark):
+    chunks = spark.createDataFrame([(1, "A", 0, 5, "m"), (1, "A", 2, 8, "m")], SCHEMA)
+    assertDataFrameEqual(recognisers.filter_overlaps(chunks, ["m"]), chunks)
+
+
+def test_configured_order_alias_and_duplicates(cfg):
+    cfg.extract.recognisers = [{"name": "b", "alias": "challenger"}, {"name": "a"}]
+    assert recognisers.configured(cfg) == [("b", "challenger"), ("a", "champion")]
+    cfg.extract.recognisers = [{"name": "a"}, {"name": "a"}]
+    with pytest.raises(UserError, match="twice"):
+        recognisers.configured(cfg)
+
+
+def test_ner_chunks_explode_with_entity_label(spark):
+    annotated = spark.createDataFrame(
+        [(7, [("chunk", 3, 9, "cáncer", {"entity": "MORFOLOGIA_NEOPLASIA"}, [])]), (8, [])],
+        "note_id long, ner_chunk array<struct<annotatorType:string,begin:int,end:int,result:string,"
+        "metadata:map<string,string>,embeddings:array<float>>>")
+    out = recognisers.explode_ner_chunks(annotated, ["note_id"])
+    assertDataFrameEqual(out, spark.createDataFrame([(7, "MORFOLOGIA_NEOPLASIA", 3, 10)],
+                                                    "note_id long, label string, offset_start int, offset_end int"))
+
+
+def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg):
+    """Two matcher models served together; a new version of one re-runs only it and rebuilds its notes' rows."""
+    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+
+    ns = argparse.Namespace
+    ingest_notes.run(spark, cfg, ns(input=str(ROOT / "sample/notes/notes.jsonl"), format="json"))
+    build_vocabulary.run(spark, cfg, ns())
+    train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-gazetteer-es v1
+    cfg.models.recogniser.name = "ner-morph-gaz"
+    cfg.models.recogniser.labels = ["MORFOLOGIA_NEOPLASIA"]
+    train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-morph-gaz v1
+    deidentify_notes.run(spark, cfg, ns())
+    cfg.extract.recognisers = [{"name": "ner-morph-gaz", "alias": "champion"},
+                               {"name": "ner-gazetteer-es", "alias": "champion"}]
+    first = extract_concepts.run(spark, cfg, ns(model_alias=None))
+    n_notes = first["notes_in_input"]
+    assert first["notes_per_model"] == {"ner-morph-gaz@1": n_notes, "ner-gazetteer-es@1": n_notes}
+    nlp = spark.read.format("delta").load(lake_path(cfg, "note_nlp"))
+    systems = {r[0] for r in nlp.select("nlp_system").distinct().collect()}
+    assert systems == {"ner-morph-gaz@1", "ner-gazetteer-es@1"}
+    # Same-label overlaps were resolved in favour of the first-listed model: none remain across systems.
+    a, b = nlp.alias("a"), nlp.alias("b")
+    clashes = a.join(b, (F.col("a.note_id") == F.col("b.note_id")) & (F.col("a.label") == F.col("b.label"))
+                     & (F.col("a.nlp_system") != F.col("b.nlp_system"))
+                     & (F.col("a.offset_start") < F.col("b.offset_end")) & (F.col("b.offset_start") < F.col("a.offset_end")))
+    assert clashes.count() == 0
+    gaz_rows = nlp.filter(F.col("nlp_system") == "ner-gazetteer-es@1").select("note_nlp_id").collect()
+
+    assert extract_concepts.run(spark, cfg, ns(model_alias=None))["notes_processed"] == 0
+
+    train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-morph-gaz v2
+    from mlflow import MlflowClient
+
+    from clinlake import tracking
+    tracking.configure(cfg)
+    MlflowClient().set_registered_model_alias("ner-morph-gaz", "challenger", "2")
+    # An evaluation by alias judges the challenger inside the pipeline it would join (others stay champions).
+    assert recognisers.with_alias(cfg, "challenger") == [("ner-morph-gaz", "challenger"),
+                                                         ("ner-gazetteer-es", "champion")]
+    with pytest.raises(UserError, match="alias 'nope'"):
+        recognisers.with_alias(cfg, "nope")
+    MlflowClient().set_registered_model_alias("ner-morph-gaz", "champion", "2")
+    again = extract_concepts.run(spark, cfg, ns(model_alias=None))
+    assert again["notes_per_model"] == {"ner-morph-gaz@2": n_notes, "ner-gazetteer-es@1": 0}
+    nlp = spark.read.format("delta").load(lake_path(cfg, "note_nlp"))
+    systems = {r[0] for r in nlp.select("nlp_system").distinct().collect()}
+    assert systems == {"ner-morph-gaz@2", "ner-gazetteer-es@1"}
+    # The unchanged model's rows are rebuilt from its stored chunks: same ids, no duplicates.
+    assert sorted(nlp.filter(F.col("nlp_system") == "ner-gazetteer-es@1").select("note_nlp_id").collect()) \
+        == sorted(gaz_rows)
+    assert nlp.count() == nlp.select("note_nlp_id").distinct().count()

@@ -1,0 +1,181 @@
+"""Trained resolver: candidate generation (exact + char 3-gram neighbours), leave-one-out ranker training, serving
+through with_codes (top-k, calibrated score, ICD-9-CM via GEMs), registry round trip and exact-match fallback."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from pyspark.sql import functions as F
+
+from clinlake import resolve
+from clinlake.resolver import index as ix
+from clinlake.resolver import ranker as rk
+
+LV = {"DIAGNOSTICO": "ICD10CM", "MORFOLOGIA_NEOPLASIA": "ICDO3"}
+
+GAZ = [  # mention, label, vocabulary_id, code, count, source
+    ("carcinoma ductal infiltrante", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8500/3", 5, "cantemist"),
+    ("adenocarcinoma", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8140/3", 4, "cantemist"),
+    ("metástasis", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8000/6", 6, "cantemist"),
+    ("metástasis", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8010/6", 1, "cantemist"),
+    ("neumonía", "DIAGNOSTICO", "ICD10CM", "J18.9", 3, "codiesp"),
+    ("neumonía bilateral", "DIAGNOSTICO", "ICD10CM", "J18.9", 1, "codiesp"),
+    ("hipertensión arterial", "DIAGNOSTICO", "ICD10CM", "I10", 4, "codiesp"),
+    ("fiebre", "DIAGNOSTICO", "ICD10CM", "R50.9", 3, "codiesp"),
+]
+CONCEPTS = [  # concept_id, vocabulary_id, code, name, class
+    (1, "ICDO3", "8500/3", "Carcinoma ductal infiltrante, SAI", "ICDO Histology"),
+    (2, "ICDO3", "8140/3", "Adenocarcinoma, SAI", "ICDO Histology"),
+    (3, "ICDO3", "8000/6", "Neoplasia metastásica", "ICDO Histology"),
+    (4, "ICDO3", "8010/6", "Carcinoma metastásico, SAI", "ICDO Histology"),
+    (5, "ICDO3", "8720/3", "Melanoma maligno, SAI", "ICDO Histology"),          # never annotated in training
+    (10, "ICD10CM", "J18.9", "Pneumonia, unspecified organism", "4-char billing code"),
+    (11, "ICD10CM", "I10", "Essential (primary) hypertension", "3-char billing code"),
+    (12, "ICD10CM", "R50.9", "Fever, unspecified", "4-char billing code"),
+    (13, "ICD10CM", "N39.0", "Urinary tract infection, site not specified", "4-char billing code"),
+    (14, "ICD10CM", "J00-J99", "Diseases of the respiratory system", "ICD10 Chapter"),
+    (20, "ICD9CM", "486", "Pneumonia, organism unspecified", "3-dig billing code"),
+    (21, "ICD9CM", "401.9", "Unspecified essential hypertension", "4-dig billing code"),
+]
+SYNONYMS = [  # concept_id, name (Spanish WHO names + one gazetteer-derived synonym, as build_vocabulary writes)
+    (13, "Infección de vías urinarias, sitio no especificado"),
+    (10, "Neumonía, no especificada"),
+    (5, "Melanoma maligno"),
+    (1, "carcinoma ductal infiltrante"),
+]
+GEMS = [(10, 20, "ICD10CM - ICD9CM eq"), (11, 21, "ICD10CM - ICD9CM apx"), (10, 11, "Is a")]
+
+
+@pytest.fixture()
+def vocab(spark):
+    """Inline gazetteer, concept, concept_synonym and concept_relationship frames."""
+    gaz = spark.createDataFrame(GAZ, "mention string, label string, vocabulary_id string, concept_code string, "
+                                     "count long, source string")
+    concept = spark.createDataFrame(CONCEPTS, "concept_id int, vocabulary_id string, concept_code string, "
+                                              "concept_name string, concept_class_id string") \
+        .withColumn("invalid_reason", F.lit(None).cast("string"))
+    syn = spark.createDataFrame(SYNONYMS, "concept_id int, concept_synonym_name string")
+    rel = spark.createDataFrame(GEMS, "concept_id_1 int, concept_id_2 int, relationship_id string")
+    return {"gazetteer": gaz, "concept": concept, "concept_synonym": syn, "concept_relationship": rel}
+
+
+@pytest.fixture()
+def index(vocab):
+    """Index parts over the inline vocabulary (max_df high: every gram retrievable)."""
+    return resolve.build_index(vocab["gazetteer"], vocab["concept"], vocab["concept_synonym"], LV, max_df=1000)
+
+
+def _mentions(spark, rows):
+    return spark.createDataFrame(rows, "label string, mention_norm string")
+
+
+def test_char_grams_and_dice(spark):
+    row = spark.range(1).select(ix.char_grams(F.lit("abca")).alias("g"), ix.char_grams(F.lit("")).alias("e"),
+                                ix.dice(ix.char_grams(F.lit("fiebre")), ix.char_grams(F.lit("fiebre"))).alias("same"),
+                                ix.dice(ix.char_grams(F.lit("fiebre")), ix.char_grams(F.lit("xyz"))).alias("none")
+                                ).first()
+    assert sorted(row["g"]) == sorted([" ab", "abc", "bca", "ca "])
+    assert row["e"] == []
+    assert row["same"] == pytest.approx(1.0) and row["none"] == 0.0
+
+
+def test_terms_keep_vocabulary_evidence_but_not_gazetteer_synonyms(index):
+    terms = {(r["label"], r["term_norm"], r["concept_code"]): (r["gaz_count"], r["syn"])
+             for r in index["terms"].collect()}
+    # the synonym row that build_vocabulary derived from the gazetteer is not vocabulary evidence
+    assert terms[("MORFOLOGIA_NEOPLASIA", "carcinoma ductal infiltrante", "8500/3")] == (5, 0)
+    assert terms[("MORFOLOGIA_NEOPLASIA", "melanoma maligno", "8720/3")] == (0, 1)
+    assert terms[("DIAGNOSTICO", "neumonia", "J18.9")] == (3, 0)
+    assert not any(code == "J00-J99" for _, _, code in terms)       # chapter ranges are not codes
+    assert not any(code == "486" for _, _, code in terms)           # ICD-9 is not a target of any label
+
+
+def test_candidates_reach_codes_never_seen_in_training(spark, index):
+    ments = _mentions(spark, [("MORFOLOGIA_NEOPLASIA", "melanomas malignos"), ("DIAGNOSTICO", "neumonia"),
+                              ("DIAGNOSTICO", "infeccion vias urinarias")])
+    got = {(r["mention_norm"], r["concept_code"]): r for r in
+           ix.candidates(ments, index["terms"], index["postings"], index["grams"], rare_grams=8, pool=20, top_n=5)
+           .collect()}
+    assert got[("melanomas malignos", "8720/3")]["sim_syn"] > 0.5            # unseen code through a WHO-style name
+    assert got[("infeccion vias urinarias", "N39.0")]["sim_syn"] > 0.5
+    exact = got[("neumonia", "J18.9")]
+    assert exact["exact_gaz_count"] == 3 and exact["sim_gaz"] > 0           # exact + neighbour "neumonia bilateral"
+    assert all(lab != "neumonia" or code != "8720/3" for lab, code in got)  # labels never mix vocabularies
+
+
+def test_training_examples_leave_the_occurrence_out(spark, vocab, index):
+    ex = rk.training_examples(vocab["gazetteer"], index["terms"], index["postings"], index["grams"], list(LV),
+                              rare_grams=8, pool=20, top_n=5)
+    rows = {(r["mention_norm"], r["gold_code"], r["concept_code"]): r for r in ex.collect()}
+    # metastasis: 6 x 8000/6, 1 x 8010/6. The 8010/6 occurrence no longer sees its own count:
+    minority = rows[("metastasis", "8010/6", "8000/6")]
+    assert minority["exact_gaz_count"] == 6 and minority["y"] == 0.0 and minority["w"] == 1
+    assert ("metastasis", "8010/6", "8010/6") not in rows or rows[("metastasis", "8010/6", "8010/6")]["exact_gaz_count"] == 0
+    major = rows[("metastasis", "8000/6", "8000/6")]
+    assert major["exact_gaz_count"] == 5 and major["y"] == 1.0 and major["f_share"] == pytest.approx(5 / 6)
+    # annotated once: after leave-one-out the mention is unknown and only vocabulary/neighbour evidence remains
+    once = [r for k, r in rows.items() if k[0] == "neumonia bilateral"]
+    assert once and all(r["f_known"] == 0.0 for r in once)
+    assert any(r["y"] == 1.0 and r["sim_gaz"] > 0 for r in once)
+
+
+def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, index):
+    ex = rk.training_examples(vocab["gazetteer"], index["terms"], index["postings"], index["grams"], list(LV),
+                              rare_grams=8, pool=20, top_n=5)
+    model = rk.fit(ex)
+    res = resolve.Resolver(ref="t@1", ranker=model, params={**resolve.DEFAULTS, "pool": 20, "top_n": 5}, **index)
+    top = resolve.ranked_candidates(_mentions(spark, [("MORFOLOGIA_NEOPLASIA", "metastasis"),
+                                                      ("MORFOLOGIA_NEOPLASIA", "melanoma maligno")]), res, 3)
+    by = {}
+    for r in top.collect():
+        by.setdefault(r["mention_norm"], []).append(r)
+    for rows in by.values():
+        rows.sort(key=lambda r: r["rank"])
+        assert all(0.0 <= r["p"] <= 1.0 for r in rows)
+        assert [r["p"] for r in rows] == sorted((r["p"] for r in rows), reverse=True)
+    assert by["metastasis"][0]["concept_code"] == "8000/6"               # the majority annotation wins
+    assert by["melanoma maligno"][0]["concept_code"] == "8720/3"         # exact vocabulary synonym, never annotated
+
+
+def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
+    chunks = spark.createDataFrame([(1, "DIAGNOSTICO", "Neumonía"), (1, "DIAGNOSTICO", "HTA"),
+                                    (2, "DIAGNOSTICO", "algo raro")], "note_id long, label string, lexical_variant string")
+    index = resolve.gazetteer_index(vocab["gazetteer"])
+    out = {r["lexical_variant"]: r for r in resolve.with_codes(
+        chunks, index, vocab["concept"], vocab["concept_relationship"], LV).collect()}
+    assert out["Neumonía"]["concept_code"] == "J18.9" and out["Neumonía"]["note_nlp_source_concept_id"] == 10
+    assert out["Neumonía"]["icd9cm_codes"] == ["486"]
+    assert out["HTA"]["concept_code"] == "I10" and out["HTA"]["icd9cm_codes"] == ["401.9"]   # abbreviation expanded
+    assert out["algo raro"]["concept_code"] is None and out["algo raro"]["icd9cm_codes"] == []
+    assert out["algo raro"]["vocabulary_id"] == "ICD10CM" and out["algo raro"]["note_nlp_source_concept_id"] == 0
+
+
+def test_train_register_and_serve_by_alias(spark, cfg, vocab):
+    from clinlake.config import lake_path
+    from jobs import train_resolver
+
+    for name, df in vocab.items():
+        df.write.format("delta").mode("overwrite").save(lake_path(cfg, name))
+    none, ref0 = resolve.load_resolver(spark, cfg)
+    assert ref0 == resolve.EXACT_SYSTEM and none.ranker is None          # nothing registered yet: fallback
+    summary = train_resolver.run(spark, cfg, argparse.Namespace())
+    assert summary["version"] == "1" and summary["champion"] is True
+    assert summary["loo_acc1_morfologia_neoplasia"] >= summary["loo_acc1_exact_morfologia_neoplasia"]
+    res, ref = resolve.load_resolver(spark, cfg)
+    assert ref == "resolver-es@1" and res.ranker is not None
+    chunks = spark.createDataFrame([(1, "MORFOLOGIA_NEOPLASIA", "melanoma maligno"),
+                                    (1, "DIAGNOSTICO", "neumonía")], "note_id long, label string, lexical_variant string")
+    out = {r["lexical_variant"]: r for r in resolve.with_codes(
+        chunks, res, vocab["concept"], vocab["concept_relationship"], LV).collect()}
+    assert out["melanoma maligno"]["concept_code"] == "8720/3" and out["melanoma maligno"]["note_nlp_source_concept_id"] == 5
+    assert 0 < out["neumonía"]["score"] <= 1 and out["neumonía"]["icd9cm_codes"] == ["486"]
+    cands = out["neumonía"]["candidates"]
+    assert cands[0]["concept_code"] == "J18.9" and [c["rank"] for c in cands] == list(range(1, len(cands) + 1))
+    # a retrain overwrites the index tables, but version 1 still serves its own pinned snapshot
+    vocab["gazetteer"].filter(F.col("mention") != "fiebre").write.format("delta").mode("overwrite") \
+        .save(lake_path(cfg, "gazetteer"))
+    assert train_resolver.run(spark, cfg, argparse.Namespace())["champion"] is False
+    again, ref1 = resolve.load_resolver(spark, cfg)
+    assert ref1 == "resolver-es@1"
+    assert again.terms.filter(F.col("term_norm") == "fiebre").count() == 1
