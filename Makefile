@@ -5,7 +5,7 @@ ENV ?= local
 SIZES ?= 10000 100000
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-all eval bench clean-lake clean
+.PHONY: setup demo test test-fast test-cluster test-all eval bench clean-lake clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,9 +13,13 @@ setup:
 demo: setup
 	@$(PY) scripts/demo.py --env $(ENV)
 
-# The CI suite: everything but the full-corpus trainings and whole-dev-split evaluations (`make test-all`).
+# The CI suite: everything but the full-corpus trainings, whole-dev-split evaluations and the standalone-cluster
+# test (each 10-30 min here; `make test-cluster`, `make test-all`).
 test: setup
-	@$(PY) -m pytest -m "not training and not dev_eval" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
+
+test-cluster: setup
+	@$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup
 	@$(PY) -m pytest -m "not slow and not cluster and not training and not dev_eval" $(PYTEST_ARGS)
