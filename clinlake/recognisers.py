@@ -56,7 +56,8 @@ def with_alias(cfg: DictConfig, alias: str | None) -> list[tuple[str, str]]:
         except MlflowException:
             out.append((name, own))
     if not hit:
-        raise UserError(f"no configured recogniser ({', '.join(n for n, _ in models)}) has the alias '{alias}'")
+        raise UserError(f"alias '{alias}' not found in the registry at {tracking.tracking_uri(cfg)} for any configured "
+                        f"recogniser ({', '.join(n for n, _ in models)})")
     return out
 
 
