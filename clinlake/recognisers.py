@@ -71,11 +71,6 @@ def model_name(ref: str) -> str:
     return ref.rsplit("@", 1)[0]
 
 
-def is_matcher(model: PipelineModel) -> bool:
-    """Whether the pipeline is the TextMatcher recogniser (one output column per label)."""
-    return bool(recognise.matcher_labels(model))
-
-
 def explode_ner_chunks(annotated: DataFrame, keep: list[str], chunk_col: str = "ner_chunk") -> DataFrame:
     """NerDL pipeline output -> one row per chunk: keep + label (the chunk's entity), offsets (end exclusive)."""
     return annotated.select(*keep, F.explode(chunk_col).alias("c")).select(
