@@ -38,16 +38,38 @@ def configure(cfg: DictConfig) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     name = str(cfg.mlflow.experiment)
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is None:
-        artifact_location = None
-        if not cfg.mlflow.get("tracking_uri"):
-            artifact_location = (Path(path_of(cfg, cfg.mlflow.dir)) / "artifacts").resolve().as_uri()
-        exp_id = mlflow.create_experiment(name, artifact_location=artifact_location)
-    else:
-        exp_id = exp.experiment_id
+    with _store_lock(cfg):
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            artifact_location = None
+            if not cfg.mlflow.get("tracking_uri"):
+                artifact_location = (Path(path_of(cfg, cfg.mlflow.dir)) / "artifacts").resolve().as_uri()
+            exp_id = mlflow.create_experiment(name, artifact_location=artifact_location)
+        else:
+            exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+@contextlib.contextmanager
+def _store_lock(cfg: DictConfig) -> Iterator[None]:
+    """Serialise first use of the embedded SQLite store across processes.
+
+    Two jobs started at once on a fresh store both run MLflow's schema migration and one dies with an
+    alembic "expected to match one row" error (seen in CI); both may also try to create the experiment.
+    A server-backed store handles its own concurrency, so no lock there.
+    """
+    if cfg.mlflow.get("tracking_uri"):
+        yield
+        return
+    import fcntl
+
+    with open(Path(path_of(cfg, cfg.mlflow.dir)) / ".store.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -83,11 +105,44 @@ def load_spark_model(cfg: DictConfig, name: str, alias: str) -> tuple[Any, str]:
 
     version = resolve_alias(cfg, name, alias)
     try:
-        model = mlflow.spark.load_model(f"models:/{name}@{alias}")
+        # Download once and check the stage metadata on the driver first: a corrupt file would otherwise fail
+        # inside a Spark job, whose executor-side Python traceback Spark logs before our one-line error.
+        local = _download_model(f"models:/{name}@{alias}")
+        check_spark_model_files(local)
+        model = mlflow.spark.load_model(str(local))
     except (MlflowException, OSError, Exception) as exc:  # noqa: BLE001 - a corrupt model is a user-facing error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model '{name}@{alias}' (version {version.version}) cannot be loaded: {first}") from exc
     return model, f"{name}@{version.version}"
+
+
+def _download_model(uri: str) -> Path:
+    """The model's artifacts in a fresh local temp folder, removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    folder = tempfile.mkdtemp(prefix="clinlake-model-")
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(download_artifacts(artifact_uri=uri, dst_path=folder))
+
+
+def check_spark_model_files(model_dir: Path) -> None:
+    """Raise ValueError naming the file when a logged Spark model has no stage metadata or unreadable metadata."""
+    import json
+
+    parts = sorted(p for p in model_dir.rglob("metadata/part-*") if p.is_file())
+    if not parts:
+        raise ValueError(f"no Spark stage metadata under {model_dir.name}: not a logged Spark pipeline")
+    for part in parts:
+        for line in part.read_text(encoding="utf-8", errors="strict").splitlines():
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError as exc:
+                    raise ValueError(f"stage metadata {part.relative_to(model_dir)} is not valid JSON") from exc
 
 
 def log_and_register_spark_model(model: Any, name: str, signature: Any = None) -> str:

@@ -101,6 +101,7 @@ def test_register_repoints_a_name_when_the_lake_moved(spark, small_lake, tmp_pat
 def test_register_is_a_no_op_when_off_or_absent(spark, tmp_path):
     cfg = load_config("test", ["catalog.enabled=false"], lake=str(tmp_path / "lake"))
     spark.range(1).write.format("delta").save(str(tmp_path / "lake" / "review_queue"))
+    spark.sql("DROP TABLE IF EXISTS ops.review_queue")  # other tests in this session (review loop) register it
     assert catalog.register(spark, cfg, "review_queue") is None
     assert not spark.catalog.tableExists("ops.review_queue")
     on = load_config("test", [], lake=str(tmp_path / "lake"))

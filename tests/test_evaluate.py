@@ -142,6 +142,7 @@ def test_registered_predictor_is_used_in_pipeline_mode(tmp_path: Path, monkeypat
         calls.append(alias)
         return Corpus(mentions={"d1": [Mention("MORFOLOGIA_NEOPLASIA", 0, 9, "8000/3")]}, model_versions={"ner": "3"})
 
+    predict.load_predictors()  # register the real ones first, so teardown puts the real predictor back
     monkeypatch.setitem(predict.PREDICTORS, ("ner", "cantemist"), fake)
     monkeypatch.setattr("clinlake.corpora.frames.notes_df", lambda spark, corpus: None)
     _brat(tmp_path / "gold", "d1", "T1\tMORFOLOGIA_NEOPLASIA 0 9\tcarcinoma\n#1\tAnnotatorNotes T1\t8000/3\n",
