@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from clinlake.procs import descendants  # noqa: E402
+
 
 # ------------------------------------------------------------------------------------------------ memory sampling
 def _rss_bytes(pid: int) -> int:
@@ -66,22 +68,6 @@ def _hwm_bytes(pid: int) -> int:
     return 0
 
 
-def _descendants(pid: int) -> list[int]:
-    """All descendant pids (via /proc/<pid>/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as fh:
-                    kids = [int(x) for x in fh.read().split()]
-                out += kids
-                todo += kids
-        except OSError:
-            continue
-    return out
-
-
 class MemorySampler(threading.Thread):
     """Samples JVM + Python-worker RSS; peak() gives the largest sum seen since the last reset()."""
 
@@ -91,7 +77,7 @@ class MemorySampler(threading.Thread):
 
     def run(self) -> None:
         while not self._stop.is_set():
-            total = _pss_bytes(self.jvm_pid) + sum(_pss_bytes(p) for p in _descendants(self.jvm_pid))
+            total = _pss_bytes(self.jvm_pid) + sum(_pss_bytes(p) for p in descendants(self.jvm_pid))
             self._peak = max(self._peak, total)
             time.sleep(self.every)
 

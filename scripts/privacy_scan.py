@@ -11,7 +11,7 @@ Needles:
     prove a leak).
   * note text: every line of every seeded note of >= NOTE_LINE_CHARS (40) characters, minus background lines.
 Haystacks: every file under each PATH except static assets (fonts, images) (binary files such as SQLite databases are searched as decoded bytes;
-Parquet/DuckDB are searched through DuckDB when it can read them, otherwise as bytes). Matching is case-insensitive
+Parquet/DuckDB are searched by their cell values through DuckDB when it can read them, otherwise as bytes). Matching is case-insensitive
 on whitespace-normalised text, whole words only. Exit status 1 when anything is found; the report names file, kind and the PHI type,
 never the value itself (the report must not become a leak).
 """
@@ -131,11 +131,12 @@ def _tabular_text(path: Path) -> str | None:
 
 def file_text(path: Path) -> str:
     """Searchable text of one file: decoded bytes, plus table contents for Parquet/DuckDB."""
-    text = path.read_bytes().decode("utf-8", errors="ignore")
-    if path.suffix in TABULAR:
-        table = _tabular_text(path)
-        if table is not None:
-            text += "\n" + table
+    table = _tabular_text(path) if path.suffix in TABULAR else None
+    # A readable Parquet/DuckDB file is searched by its cell values only: its raw bytes are compressed columns
+    # in which neighbouring values run together (ICD-9 codes "780.39" and "008.3" stored side by side read as
+    # "...780.39008.3...", i.e. a whole-word "39008", a postcode among the seeded PHI: a false leak seen in a
+    # test run). Unreadable ones (SQLite, anything else) are still searched as decoded bytes.
+    text = table if table is not None else path.read_bytes().decode("utf-8", errors="ignore")
     # HTML (Data Docs) escapes characters; undo the common entities before matching.
     if path.suffix in {".html", ".htm"}:
         import html

@@ -1,9 +1,9 @@
 """Restartability: a job SIGKILLed mid-run and rerun ends with no duplicate and no lost row, as a clean run does.
 
-A few thousand synthetic notes are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
+A few hundred synthetic notes (CLINLAKE_KILL_TEST_NOTES) are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
 in its own process group and is killed (whole group: Python driver, JVM, Python workers) at a chosen point:
   - `during_compute`: the de-identification UDF is running (a Python worker exists), nothing committed yet;
-  - `between_tables`: note_deid has committed, phi_span not yet (the window between two atomic commits).
+  - `between_tables`: phi_span has committed, note_deid (the "done" marker, written last) not yet.
 It is then rerun to completion and compared with a clean run on a copy of the same `note` table.
 
 The same is done during the Delta writes of the other row jobs (the `_delta_log` is polled and the job killed after
@@ -28,7 +28,7 @@ import pytest
 from pyspark.sql import functions as F
 
 ROOT = Path(__file__).resolve().parent.parent
-N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "2000"))
+N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "150"))
 pytestmark = pytest.mark.slow
 
 
@@ -52,20 +52,9 @@ def _commits(table: Path) -> int:
 
 def _python_workers(pid: int) -> int:
     """Number of pyspark.daemon processes under pid (the job's UDFs are running when > 0)."""
-    found, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as fh:
-                    kids = [int(x) for x in fh.read().split()]
-                todo += kids
-                for k in kids:
-                    with open(f"/proc/{k}/cmdline", "rb") as fh:
-                        found += b"pyspark.daemon" in fh.read()
-        except OSError:
-            continue
-    return found
+    from clinlake.procs import cmdline, descendants
+
+    return sum(b"pyspark.daemon" in cmdline(k) for k in descendants(pid))
 
 
 def run_and_kill(cmd: list[str], trigger, timeout: float = 900) -> bool:
@@ -127,11 +116,13 @@ def _state(spark, lake: Path) -> dict:
 @pytest.fixture(scope="module")
 def clean(spark, ingested, tmp_path_factory):
     """The reference: one uninterrupted run on a copy of the same note table."""
+    from jobs import deidentify_notes
+    from tests.conftest import test_config
+
     root = tmp_path_factory.mktemp("clean")
     lake = _lake_with_notes(ingested, root)
-    done = subprocess.run(_job_cmd("deidentify_notes", lake, root / "mlruns"), cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # in this process's Spark: same job code and config as the subprocess runs, without one more JVM start
+    deidentify_notes.run(spark, test_config(root), argparse.Namespace())
     state = _state(spark, lake)
     state_lake[0] = lake
     return state
@@ -142,8 +133,7 @@ state_lake: list[Path | None] = [None]  # the clean run's lake (note + note_deid
 
 @pytest.mark.parametrize("kill_point", [
     "during_compute",
-    # Failed once on 2026-11-29 (machine overloaded; cause not diagnosed before the session ended): visible, not hidden.
-    pytest.param("between_tables", marks=pytest.mark.xfail(strict=False, reason="failed 2026-11-29, undiagnosed")),
+    "between_tables",
 ])
 def test_killed_deid_rerun_has_no_duplicate_and_no_loss(spark, ingested, clean, tmp_path, kill_point):
     lake = _lake_with_notes(ingested, tmp_path)
@@ -151,7 +141,8 @@ def test_killed_deid_rerun_has_no_duplicate_and_no_loss(spark, ingested, clean, 
     if kill_point == "during_compute":
         trigger = lambda pid: _python_workers(pid) > 0 and _commits(out) == 0  # noqa: E731
     else:
-        trigger = lambda pid: _commits(out) >= 2 and _commits(phi) < 2  # noqa: E731
+        # ensure_table's empty commit is version 0, the MERGE version 1; the job commits phi_span before note_deid
+        trigger = lambda pid: _commits(phi) >= 2 and _commits(out) < 2  # noqa: E731
     cmd = _job_cmd("deidentify_notes", lake, tmp_path / "mlruns")
     assert run_and_kill(cmd, trigger), "the job finished before it could be killed"
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -216,19 +207,23 @@ def _extract_lake(clean_lake: Path, vocab: Path, root: Path) -> Path:
 def _nlp_state(spark, lake: Path) -> dict:
     nlp = spark.read.format("delta").load(str(lake / "note_nlp"))
     done = spark.read.format("delta").load(str(lake / "nlp_processed"))
-    keys = ["note_id", "offset_start", "offset_end", "note_nlp_concept_id", "nlp_system"]
+    # a mention may carry several source codes whose standard concept is the same (often 0: no "Maps to"),
+    # so the source concept belongs to the key
+    keys = ["note_id", "offset_start", "offset_end", "note_nlp_concept_id", "note_nlp_source_concept_id", "nlp_system"]
     return {"rows": nlp.count(), "keys": nlp.select(*keys).distinct().count(),
+            "ids": nlp.select("note_nlp_id").distinct().count(),
             "notes": nlp.select("note_id").distinct().count(), "processed": done.count(),
             "processed_ids": done.select("note_id").distinct().count()}
 
 
-@pytest.mark.xfail(strict=False, reason="new on 2026-11-29; its only run did not finish before the session ended")
 def test_killed_extract_during_delta_writes_rerun_has_no_duplicate_and_no_loss(spark, clean, vocab_lake, tmp_path):
     vocab, mlruns = vocab_lake
+    from clinlake.config import load_config
+    from jobs import extract_concepts
+
     ref_lake = _extract_lake(state_lake[0], vocab, tmp_path / "ref")
-    ref = subprocess.run(_job_cmd("extract_concepts", ref_lake, mlruns), cwd=ROOT, capture_output=True, text=True,
-                         timeout=1800)
-    assert ref.returncode == 0, ref.stderr[-3000:]
+    extract_concepts.run(spark, load_config("test", [f"mlflow.dir={mlruns}"], lake=str(ref_lake)),
+                         argparse.Namespace(model_alias=None))
     expected = _nlp_state(spark, ref_lake)
     lake = _extract_lake(state_lake[0], vocab, tmp_path / "killed")
     cmd = _job_cmd("extract_concepts", lake, mlruns)
@@ -238,7 +233,7 @@ def test_killed_extract_during_delta_writes_rerun_has_no_duplicate_and_no_loss(s
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     state = _nlp_state(spark, lake)
-    assert state["rows"] == state["keys"], "duplicate concept rows in note_nlp"
+    assert state["rows"] == state["keys"] == state["ids"], "duplicate concept rows in note_nlp"
     assert state == expected
     n_deid = spark.read.format("delta").load(str(lake / "note_deid")).count()
     assert state["processed_ids"] == n_deid, "a note lost its done marker"
