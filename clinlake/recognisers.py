@@ -71,13 +71,6 @@ def model_name(ref: str) -> str:
     return ref.rsplit("@", 1)[0]
 
 
-def explode_ner_chunks(annotated: DataFrame, keep: list[str], chunk_col: str = "ner_chunk") -> DataFrame:
-    """NerDL pipeline output -> one row per chunk: keep + label (the chunk's entity), offsets (end exclusive)."""
-    return annotated.select(*keep, F.explode(chunk_col).alias("c")).select(
-        *keep, F.col("c.metadata").getItem("entity").alias("label"),
-        F.col("c.begin").alias("offset_start"), (F.col("c.end") + 1).alias("offset_end"))
-
-
 def recognise_chunks(notes: DataFrame, model: PipelineModel, ref: str, scale: Any = None) -> DataFrame:
     """One recogniser over notes(note_id, note_text, text_sha256) -> chunks with nlp_system = ref (rule 1 applied)."""
     keep = ["note_id", "text_sha256"]

@@ -49,22 +49,34 @@ def test_configured_order_alias_and_duplicates(cfg):
         recognisers.configured(cfg)
 
 
-def test_ner_chunks_explode_with_entity_label(spark):
+def test_ner_chunks_take_the_entity_label_and_keep_the_longest(spark):
+    """NerDL output (no TextMatcher stage): label = the chunk's entity, end exclusive, nested same-label dropped."""
+    from pyspark.ml import PipelineModel
+
+    from clinlake import recognise
+
     annotated = spark.createDataFrame(
-        [(7, [("chunk", 3, 9, "cáncer", {"entity": "MORFOLOGIA_NEOPLASIA"}, [])]), (8, [])],
+        [(7, [("chunk", 3, 9, "cáncer", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
+              ("chunk", 3, 20, "cáncer de pulmón", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
+              ("chunk", 3, 9, "cáncer", {"entity": "OTHER"}, [])]), (8, []), (9, None)],
         "note_id long, ner_chunk array<struct<annotatorType:string,begin:int,end:int,result:string,"
         "metadata:map<string,string>,embeddings:array<float>>>")
-    out = recognisers.explode_ner_chunks(annotated, ["note_id"])
-    assertDataFrameEqual(out, spark.createDataFrame([(7, "MORFOLOGIA_NEOPLASIA", 3, 10)],
+    spans = recognise._longest(recognise._label_spans(PipelineModel(stages=[]), annotated.columns))
+    out = annotated.select("note_id", F.explode(spans).alias("c")).select(
+        "note_id", F.col("c.label").alias("label"), F.col("c.s").alias("offset_start"), F.col("c.e").alias("offset_end"))
+    assertDataFrameEqual(out, spark.createDataFrame([(7, "MORFOLOGIA_NEOPLASIA", 3, 21), (7, "OTHER", 3, 10)],
                                                     "note_id long, label string, offset_start int, offset_end int"))
 
 
-def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg):
+def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tmp_path):
     """Two matcher models served together; a new version of one re-runs only it and rebuilds its notes' rows."""
     from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
 
     ns = argparse.Namespace
-    ingest_notes.run(spark, cfg, ns(input=str(ROOT / "sample/notes/notes.jsonl"), format="json"))
+    # 20 sample notes are plenty for the overlap and reprocessing logic and keep the four extract runs short
+    lines = (ROOT / "sample/notes/notes.jsonl").read_text(encoding="utf-8").splitlines()[:20]
+    (tmp_path / "notes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ingest_notes.run(spark, cfg, ns(input=str(tmp_path / "notes.jsonl"), format="json"))
     build_vocabulary.run(spark, cfg, ns())
     train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-gazetteer-es v1
     cfg.models.recogniser.name = "ner-morph-gaz"
