@@ -130,7 +130,7 @@ def _tabular_text(path: Path) -> str | None:
 
 
 def file_text(path: Path) -> str:
-    """Searchable text of one file: decoded bytes, plus table contents for Parquet/DuckDB."""
+    """Searchable text of one file: cell values of a readable Parquet/DuckDB file, else its decoded bytes."""
     table = _tabular_text(path) if path.suffix in TABULAR else None
     # A readable Parquet/DuckDB file is searched by its cell values only: its raw bytes are compressed columns
     # in which neighbouring values run together (ICD-9 codes "780.39" and "008.3" stored side by side read as

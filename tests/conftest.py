@@ -21,6 +21,14 @@ def test_config(tmp_path: Path | None = None, sets: list[str] | None = None):
     return load_config("test", extra, lake=str(tmp_path / "lake") if tmp_path is not None else None)
 
 
+def sample_notes(folder: Path, n: int) -> Path:
+    """The first n lines of the bundled sample notes as a JSON-lines file in folder (short end-to-end runs)."""
+    lines = (ROOT / "sample" / "notes" / "notes.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    out = folder / "notes.jsonl"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The one SparkSession for the whole test run; fails loudly when `make setup` was skipped."""

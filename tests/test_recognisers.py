@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -13,7 +12,6 @@ from clinlake import recognisers
 from clinlake.config import lake_path
 from clinlake.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "note_id long, label string, offset_start int, offset_end int, model_name string"
 
 
@@ -74,9 +72,9 @@ def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tm
 
     ns = argparse.Namespace
     # 20 sample notes are plenty for the overlap and reprocessing logic and keep the four extract runs short
-    lines = (ROOT / "sample/notes/notes.jsonl").read_text(encoding="utf-8").splitlines()[:20]
-    (tmp_path / "notes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ingest_notes.run(spark, cfg, ns(input=str(tmp_path / "notes.jsonl"), format="json"))
+    from tests.conftest import sample_notes
+
+    ingest_notes.run(spark, cfg, ns(input=str(sample_notes(tmp_path, 20)), format="json"))
     build_vocabulary.run(spark, cfg, ns())
     train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-gazetteer-es v1
     cfg.models.recogniser.name = "ner-morph-gaz"

@@ -20,7 +20,6 @@ from clinlake.config import lake_path
 from clinlake.errors import UserError
 from clinlake.vocab.normalize import normalize
 
-ROOT = Path(__file__).resolve().parent.parent
 LV = {"DIAGNOSTICO": "ICD10CM", "PROCEDIMIENTO": "ICD10PCS", "MORFOLOGIA_NEOPLASIA": "ICDO3"}
 T1, T2 = dt.datetime(2026, 1, 1, 10, 0), dt.datetime(2026, 1, 2, 10, 0)
 
@@ -137,9 +136,9 @@ def _chain(spark, cfg, tmp: Path):
 
     ns = argparse.Namespace
     # 25 sample notes hold plenty of low-score mappings and keep the loop's five extract-side runs short
-    lines = (ROOT / "sample/notes/notes.jsonl").read_text(encoding="utf-8").splitlines()[:25]
-    (tmp / "notes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ingest_notes.run(spark, cfg, ns(input=str(tmp / "notes.jsonl"), format="json"))
+    from tests.conftest import sample_notes
+
+    ingest_notes.run(spark, cfg, ns(input=str(sample_notes(tmp, 25)), format="json"))
     build_vocabulary.run(spark, cfg, ns())
     train_ner.run(spark, cfg, ns(model="gazetteer"))
     deidentify_notes.run(spark, cfg, ns())
