@@ -56,3 +56,44 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.skip(f"{SHARED} not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def vocabulary(spark, tmp_path_factory):
+    """seed(cfg): the vocabulary tables build_vocabulary writes, in cfg's lake.
+
+    Built by the job once per test session (per xdist worker) for a given vocabulary config, then copied: a Delta
+    table is a self-contained folder. The job costs about a minute of small Spark jobs on the sample vocabulary, and
+    four end-to-end fixtures need the same one. The copy keeps the job's commit metadata, so a later
+    build_vocabulary.run on that lake behaves as after a real build (a changed config or corrections rebuilds).
+    """
+    import hashlib
+    import json
+    import shutil
+    from argparse import Namespace
+
+    from clinlake.config import lake_path, to_dict
+    from jobs import build_vocabulary
+
+    tables = (*build_vocabulary.TABLES, "gazetteer")
+    built: dict[str, Path] = {}
+
+    def seed(cfg) -> None:
+        conf = to_dict(cfg)["vocabulary"]
+        corrections = (conf.get("sources") or {}).pop("corrections", None)
+        if corrections and Path(corrections["path"]).exists():
+            build_vocabulary.run(spark, cfg, Namespace())  # reviewed corrections make it this lake's own vocabulary
+            return
+        key = hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()
+        if key not in built:
+            build_vocabulary.run(spark, cfg, Namespace())
+            built[key] = tmp_path_factory.mktemp("vocabulary")
+            for t in tables:
+                if Path(lake_path(cfg, t)).exists():
+                    shutil.copytree(lake_path(cfg, t), built[key] / t)
+            return
+        for t in tables:
+            if (built[key] / t).exists():
+                shutil.copytree(built[key] / t, lake_path(cfg, t))
+
+    return seed

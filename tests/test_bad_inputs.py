@@ -95,9 +95,9 @@ def _json_export(path: Path) -> dict[str, str | None]:
 
 
 @pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
+def lake(spark, tmp_path_factory, vocabulary):
     """The shared lake: JSON + parquet exports ingested, vocabulary and gazetteer recogniser, deid, extract."""
-    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+    from jobs import deidentify_notes, extract_concepts, ingest_notes, train_ner
     from tests.conftest import test_config
 
     tmp = tmp_path_factory.mktemp("bad_inputs")
@@ -116,7 +116,7 @@ def lake(spark, tmp_path_factory):
     out["parquet_expected"] = {9101: None, 9102: "note_text is not valid UTF-8 (undecodable bytes)",
                                9103.5: "note_id is not an integer", 9104: "person_id missing or not an integer"}
     out["ingest_parquet"] = ingest_notes.run(spark, cfg, ns(input=str(pq), format="parquet"))
-    build_vocabulary.run(spark, cfg, ns())
+    vocabulary(cfg)
     out["train"] = train_ner.run(spark, cfg, ns(model="gazetteer"))
     out["deid"] = deidentify_notes.run(spark, cfg, ns())
     out["extract"] = extract_concepts.run(spark, cfg, ns(model_alias=None))

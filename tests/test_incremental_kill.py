@@ -183,14 +183,14 @@ def test_killed_ingest_during_merge_rerun_has_no_duplicate_and_no_loss(spark, in
 
 
 @pytest.fixture(scope="module")
-def vocab_lake(spark, ingested):
+def vocab_lake(spark, ingested, vocabulary):
     """Vocabulary tables and the gazetteer recogniser (@champion) built once in the template lake."""
-    from jobs import build_vocabulary, train_ner
+    from jobs import train_ner
     from tests.conftest import test_config
 
     base = ingested.parent.parent
     cfg = test_config(base)
-    build_vocabulary.run(spark, cfg, argparse.Namespace())
+    vocabulary(cfg)
     train_ner.run(spark, cfg, argparse.Namespace(model="gazetteer"))
     return base / "lake", base / "mlruns"
 

@@ -66,16 +66,16 @@ def test_ner_chunks_take_the_entity_label_and_keep_the_longest(spark):
                                                     "note_id long, label string, offset_start int, offset_end int"))
 
 
-def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tmp_path):
+def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tmp_path, vocabulary):
     """Two matcher models served together; a new version of one re-runs only it and rebuilds its notes' rows."""
-    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+    from jobs import deidentify_notes, extract_concepts, ingest_notes, train_ner
 
     ns = argparse.Namespace
     # 20 sample notes are plenty for the overlap and reprocessing logic and keep the four extract runs short
     from tests.conftest import sample_notes
 
     ingest_notes.run(spark, cfg, ns(input=str(sample_notes(tmp_path, 20)), format="json"))
-    build_vocabulary.run(spark, cfg, ns())
+    vocabulary(cfg)
     train_ner.run(spark, cfg, ns(model="gazetteer"))                          # ner-gazetteer-es v1
     cfg.models.recogniser.name = "ner-morph-gaz"
     cfg.models.recogniser.labels = ["MORFOLOGIA_NEOPLASIA"]

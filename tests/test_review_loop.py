@@ -131,15 +131,15 @@ def test_merge_corrections_keeps_the_newest_decision():
 # ---------------------------------------------------------------- the whole loop on the bundled sample
 
 
-def _chain(spark, cfg, tmp: Path):
-    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+def _chain(spark, cfg, tmp: Path, vocabulary):
+    from jobs import deidentify_notes, extract_concepts, ingest_notes, train_ner
 
     ns = argparse.Namespace
     # 25 sample notes hold plenty of low-score mappings and keep the loop's five extract-side runs short
     from tests.conftest import sample_notes
 
     ingest_notes.run(spark, cfg, ns(input=str(sample_notes(tmp, 25)), format="json"))
-    build_vocabulary.run(spark, cfg, ns())
+    vocabulary(cfg)
     train_ner.run(spark, cfg, ns(model="gazetteer"))
     deidentify_notes.run(spark, cfg, ns())
     extract_concepts.run(spark, cfg, ns(model_alias=None))
@@ -155,13 +155,13 @@ def _hooks(spark, cfg):
 
 
 @pytest.fixture(scope="module")
-def loop_lake(spark, tmp_path_factory):
+def loop_lake(spark, tmp_path_factory, vocabulary):
     from tests.conftest import test_config
 
     tmp = tmp_path_factory.mktemp("review")
     # A high threshold so the bundled sample surely holds low-score mappings whatever the resolver's calibration.
     cfg = test_config(tmp, ["review.threshold=0.99"])
-    _chain(spark, cfg, tmp)
+    _chain(spark, cfg, tmp, vocabulary)
     first = _hooks(spark, cfg)
     return cfg, tmp, first
 
