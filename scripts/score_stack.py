@@ -1,0 +1,147 @@
+"""Score a stack of recognisers + a resolver on CodiEsp dev and CANTEMIST dev1 with the official metric code.
+
+A development tool, not a job: `jobs/evaluate.py` scores what one registry deploys; this scores models that live in
+different development MLflow stores (e.g. the resolver in one, NerDL models trained elsewhere in another) without
+copying them into one registry. It runs the product's own code: `recognisers.recognise_all` (the overlap policy, in
+the order given), `resolve.with_codes`, the assertion stage, `note_nlp.to_note_nlp`,
+`evaluation.pipelines.rank_codes` and `evaluation.scoring.score`. Chunks are cached as Parquet under --work, so
+resolver variants can be re-scored without running the recognisers again.
+
+    .venv/bin/python scripts/score_stack.py --lake L --mlflow-dir M [--ner-mlflow-dir N] \
+        --recognisers ner-morphology-es@N,ner-gazetteer-es,ner-diagnosis-procedure-es@N --resolver champion
+
+`name@N` loads `name@champion` from the --ner-mlflow-dir store, a bare name from --mlflow-dir; `--resolver exact` scores the
+gazetteer lookup instead of a registered resolver. Prints one JSON object: the metrics per corpus and a calibration
+table (top-1 score bin -> mentions, share correct, mean score) over predicted spans that match a gold span exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CORPORA = {"codiesp": "codiesp/dev", "cantemist": "cantemist/dev1"}
+KEYS = {"codiesp": ["map_d", "map_p", "f1_x", "precision_x", "recall_x", "f1_d", "f1_p"],
+        "cantemist": ["ner_f1", "norm_f1"]}
+
+
+def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str], work: Path) -> None:
+    """Recognise every corpus once with the stack; cache chunks (+ the note id map) under work."""
+    from clinlake import recognise, recognisers, tracking
+    from clinlake.corpora.frames import notes_df
+    from clinlake.corpora.readers import read_corpus
+    from clinlake.evaluation.pipelines import _notes_frame
+    from jobs.extract_concepts import with_assertion
+
+    models = [tracking.load_spark_model(ner_cfg if n.endswith("@N") else cfg, n.removesuffix("@N"), "champion")
+              for n in names]
+    (work / "recognisers.txt").write_text(",".join(names))
+    for corpus, path in corpora.items():
+        t = time.time()
+        frame, back = _notes_frame(spark, notes_df(spark, read_corpus(corpus, path)))
+        notes = frame.select("note_id", "note_text", "text_sha256").cache()
+        chunks = (recognisers.recognise_all(notes, models, cfg.get("scale"))
+                  .join(notes.select("note_id", "note_text"), "note_id")
+                  .transform(recognise.with_lexical_variant).transform(with_assertion))
+        chunks.write.mode("overwrite").parquet(str(work / f"chunks_{corpus}"))
+        (work / f"back_{corpus}.json").write_text(json.dumps({str(k): v for k, v in back.items()}))
+        print(f"{corpus}: recognised in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
+
+
+def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) -> dict:
+    """Code the cached chunks with the resolver; official metrics and calibration per corpus."""
+    from clinlake import note_nlp, resolve
+    from clinlake.config import lake_path
+    from clinlake.corpora.readers import read_corpus
+    from clinlake.corpora.types import Corpus
+    from clinlake.evaluation import pipelines as pl
+    from clinlake.evaluation.scoring import score as score_fn
+
+    if resolver_alias == "exact":
+        gaz = spark.read.format("delta").load(lake_path(cfg, "gazetteer"))
+        res = resolve.Resolver(ref="exact", exact_index=resolve.gazetteer_index(gaz), params=resolve.settings(cfg))
+    else:
+        res = resolve.load_resolver(spark, cfg, resolver_alias)[0]
+    concept, rel = (spark.read.format("delta").load(lake_path(cfg, t)) for t in ("concept", "concept_relationship"))
+    out = {}
+    for corpus, path in corpora.items():
+        gold = read_corpus(corpus, path)
+        back = {int(k): v for k, v in json.loads((work / f"back_{corpus}.json").read_text()).items()}
+        coded = spark.read.parquet(str(work / f"chunks_{corpus}")).transform(
+            resolve.with_codes, res, concept, rel, dict(cfg.extract.label_vocabularies))
+        rows = coded.transform(note_nlp.to_note_nlp, 60).select(
+            "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
+            "term_exists").collect()
+        if corpus == "codiesp":
+            ranked = pl.rank_codes(spark, cfg, rows, back)
+            pred = Corpus(mentions=pl._mentions(rows, back, set(pl.LABEL_TRACK)),
+                          codes_d=ranked.get("DIAGNOSTICO", {}), codes_p=ranked.get("PROCEDIMIENTO", {}))
+            metrics, _ = score_fn("coding", corpus, gold, pred)
+        else:
+            pred = Corpus(mentions=pl._mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}))
+            metrics, _ = score_fn("ner", corpus, gold, pred)
+        out[corpus] = {k: round(metrics[k], 4) for k in KEYS[corpus] if k in metrics}
+        out[corpus]["mentions"] = len(rows)
+        gold_codes = defaultdict(set)
+        for doc, ms in (gold.mentions or {}).items():
+            for m in ms:
+                gold_codes[(doc, m.label, m.start, m.end)].add((m.code or "").lower())
+        bins = defaultdict(lambda: [0, 0, 0.0])
+        for r in rows:
+            key = (back[r["note_id"]], r["label"], r["offset_start"], r["offset_end"])
+            if key in gold_codes and r["score"] is not None:
+                b = bins[min(int(r["score"] * 5), 4)]
+                b[0] += 1
+                b[1] += int((r["concept_code"] or "").lower() in gold_codes[key])
+                b[2] += r["score"]
+        out[corpus]["calibration"] = {f"{b / 5:.1f}-{(b + 1) / 5:.1f}": [v[0], round(v[1] / v[0], 3), round(v[2] / v[0], 3)]
+                                      for b, v in sorted(bins.items())}
+    return out
+
+
+def main() -> None:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="shared", help="config env whose vocabulary the lake was built with")
+    ap.add_argument("--lake", required=True, help="lake with concept, concept_relationship and gazetteer")
+    ap.add_argument("--mlflow-dir", required=True, help="store with the gazetteer recogniser and the resolver")
+    ap.add_argument("--ner-mlflow-dir", help="store with the NerDL models named name@N")
+    ap.add_argument("--recognisers", default="ner-gazetteer-es", help="comma list, first wins same-label overlaps")
+    ap.add_argument("--resolver", default="champion", help="resolver-es alias, or 'exact'")
+    ap.add_argument("--corpora-root", default=str(ROOT.parent / "shared" / "corpora"))
+    ap.add_argument("--corpora", default="codiesp,cantemist")
+    ap.add_argument("--work", required=True, help="cache folder for the chunks")
+    ap.add_argument("--reuse-chunks", action="store_true", help="score the chunks already in --work")
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args()
+
+    from clinlake.config import load_config
+    from clinlake.spark import build_spark
+
+    sets = ["catalog.metastore=memory", *args.set]
+    cfg = load_config(args.env, sets + [f"mlflow.dir={args.mlflow_dir}"], lake=args.lake)
+    ner_cfg = load_config(args.env, sets + [f"mlflow.dir={args.ner_mlflow_dir or args.mlflow_dir}"], lake=args.lake)
+    corpora = {c: str(Path(args.corpora_root) / CORPORA[c]) for c in args.corpora.split(",")}
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    spark = build_spark(cfg, "score-stack")
+    spark.sparkContext.setLogLevel("ERROR")
+    if not args.reuse_chunks:
+        chunk_frames(spark, cfg, ner_cfg, args.recognisers.split(","), corpora, work)
+    stack = work / "recognisers.txt"
+    result = {"recognisers": stack.read_text() if stack.exists() else "(cached chunks of an unrecorded stack)",
+              "resolver": args.resolver,
+              **score(spark, cfg, args.resolver, corpora, work)}
+    print(json.dumps(result, indent=1))
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
