@@ -64,8 +64,8 @@ def vocabulary(spark, tmp_path_factory):
 
     Built by the job once per test session (per xdist worker) for a given vocabulary config, then copied: a Delta
     table is a self-contained folder. The job costs about a minute of small Spark jobs on the sample vocabulary, and
-    four end-to-end fixtures need the same one. The copy keeps the job's commit metadata, so a later
-    build_vocabulary.run on that lake behaves as after a real build (a changed config or corrections rebuilds).
+    four end-to-end fixtures need the same one. A later build_vocabulary.run on a copied lake rebuilds rather than
+    skips (the job's fingerprint covers the lake's own corrections path), so tests of the skip call the job itself.
     """
     import hashlib
     import json
