@@ -4,7 +4,7 @@ A development tool, not a job: `jobs/evaluate.py` scores what one registry deplo
 different development MLflow stores (e.g. the resolver in one, NerDL models trained elsewhere in another) without
 copying them into one registry. It runs the product's own code: `recognisers.recognise_all` (the overlap policy, in
 the order given), `resolve.with_codes`, the assertion stage, `note_nlp.to_note_nlp`,
-`evaluation.pipelines.rank_codes` and `evaluation.scoring.score`. Chunks are cached as Parquet under --work, so
+`evaluation.pipelines` (the predictors' rows -> predictions) and `evaluation.scoring.score`. Chunks are cached as Parquet under --work, so
 resolver variants can be re-scored without running the recognisers again.
 
     .venv/bin/python scripts/score_stack.py --lake L --mlflow-dir M [--ner-mlflow-dir N] \
@@ -60,7 +60,6 @@ def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) 
     from clinlake import note_nlp, resolve
     from clinlake.config import lake_path
     from clinlake.corpora.readers import read_corpus
-    from clinlake.corpora.types import Corpus
     from clinlake.evaluation import pipelines as pl
     from clinlake.evaluation.scoring import score as score_fn
 
@@ -80,13 +79,9 @@ def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) 
             "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
             "term_exists").collect()
         if corpus == "codiesp":
-            ranked = pl.rank_codes(spark, cfg, rows, back)
-            pred = Corpus(mentions=pl._mentions(rows, back, set(pl.LABEL_TRACK)),
-                          codes_d=ranked.get("DIAGNOSTICO", {}), codes_p=ranked.get("PROCEDIMIENTO", {}))
-            metrics, _ = score_fn("coding", corpus, gold, pred)
+            metrics, _ = score_fn("coding", corpus, gold, pl.codiesp_corpus(spark, cfg, rows, back))
         else:
-            pred = Corpus(mentions=pl._mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}))
-            metrics, _ = score_fn("ner", corpus, gold, pred)
+            metrics, _ = score_fn("ner", corpus, gold, pl.cantemist_corpus(rows, back))
         out[corpus] = {k: round(metrics[k], 4) for k in KEYS[corpus] if k in metrics}
         out[corpus]["mentions"] = len(rows)
         gold_codes = defaultdict(set)

@@ -77,20 +77,30 @@ def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[s
     return {label: dict(docs) for label, docs in out.items()}
 
 
+def codiesp_corpus(spark: Any, cfg: Any, rows: list, back: dict[int, str], ref: str = "") -> Corpus:
+    """NOTE_NLP rows -> CodiEsp D/P rankings (as note_code ranks them) and X mentions."""
+    ranked = rank_codes(spark, cfg, rows, back)
+    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=ranked.get("DIAGNOSTICO", {}),
+                  codes_p=ranked.get("PROCEDIMIENTO", {}), model_versions=_versions(ref))
+
+
+def cantemist_corpus(rows: list, back: dict[int, str], ref: str = "") -> Corpus:
+    """NOTE_NLP rows -> tumour morphology mentions with their CIE-O-3 codes."""
+    return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions=_versions(ref))
+
+
 @register("coding", "codiesp")
 def predict_codiesp(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
     """CodiEsp D/P rankings and X mentions from the deployed extraction chain."""
     rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
-    ranked = rank_codes(spark, cfg, rows, back)
-    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=ranked.get("DIAGNOSTICO", {}),
-                  codes_p=ranked.get("PROCEDIMIENTO", {}), model_versions=_versions(ref))
+    return codiesp_corpus(spark, cfg, rows, back, ref)
 
 
 @register("ner", "cantemist")
 def predict_cantemist(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
     """Tumour morphology mentions with their CIE-O-3 codes from the deployed extraction chain."""
     rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
-    return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions=_versions(ref))
+    return cantemist_corpus(rows, back, ref)
 
 
 @register("deid", "meddocan")
