@@ -16,8 +16,9 @@ demo: setup
 # The CI suite: everything but the full-corpus trainings, whole-dev-split evaluations and the standalone-cluster
 # test (each 10-30 min here; `make test-cluster`, `make test-all`).
 # Two xdist workers, a whole test file each (module fixtures built once): the many job subprocesses and JVM
-# start-ups overlap. Measured on a 2-core machine: 35.1 min, 464 passed (2026-11-29, after the shared vocabulary
-# fixture); 41.6 min before it, 46.1 min serial.
+# start-ups overlap. Measured on a 2-core machine: 21.6 min, 464 passed (2026-11-29, Delta snapshotPartitions 2 in
+# conf/test.yaml and in-process reruns in the kill tests); 35.1 min before that, 41.6 min before the shared
+# vocabulary fixture, 46.1 min serial.
 test: setup
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 

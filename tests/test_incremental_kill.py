@@ -1,10 +1,11 @@
 """Restartability: a job SIGKILLed mid-run and rerun ends with no duplicate and no lost row, as a clean run does.
 
-A few hundred synthetic notes (CLINLAKE_KILL_TEST_NOTES) are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
+150 synthetic notes (CLINLAKE_KILL_TEST_NOTES) are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
 in its own process group and is killed (whole group: Python driver, JVM, Python workers) at a chosen point:
   - `during_compute`: the de-identification UDF is running (a Python worker exists), nothing committed yet;
   - `between_tables`: phi_span has committed, note_deid (the "done" marker, written last) not yet.
-It is then rerun to completion and compared with a clean run on a copy of the same `note` table.
+It is then rerun to completion (in the test's own Spark: the same job code and configuration, one JVM start fewer)
+and compared with a clean run on a copy of the same `note` table.
 
 The same is done during the Delta writes of the other row jobs (the `_delta_log` is polled and the job killed after
 the first of its commits):
@@ -15,6 +16,7 @@ the first of its commits):
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import shutil
@@ -43,6 +45,15 @@ def _generator():
 def _job_cmd(job: str, lake: Path, mlruns: Path) -> list[str]:
     return [sys.executable, str(ROOT / "jobs" / f"{job}.py"), "--env", "test", "--lake", str(lake),
             "--set", f"mlflow.dir={mlruns}"]
+
+
+def _rerun(spark, job: str, lake: Path, mlruns: Path, **args) -> dict:
+    """The rerun after a kill, in this process's Spark: the same job code and config as the killed subprocess (only
+    the kill needs a process of its own; each rerun as a subprocess cost one more JVM start and model load)."""
+    from clinlake.config import load_config
+
+    module = importlib.import_module(f"jobs.{job}")
+    return module.run(spark, load_config("test", [f"mlflow.dir={mlruns}"], lake=str(lake)), argparse.Namespace(**args))
 
 
 def _commits(table: Path) -> int:
@@ -145,8 +156,7 @@ def test_killed_deid_rerun_has_no_duplicate_and_no_loss(spark, ingested, clean, 
         trigger = lambda pid: _commits(phi) >= 2 and _commits(out) < 2  # noqa: E731
     cmd = _job_cmd("deidentify_notes", lake, tmp_path / "mlruns")
     assert run_and_kill(cmd, trigger), "the job finished before it could be killed"
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _rerun(spark, "deidentify_notes", lake, tmp_path / "mlruns")
     state = _state(spark, lake)
     assert state["deid_rows"] == state["deid_ids"], "duplicate note_id in note_deid"
     assert state["phi_rows"] == state["phi_keys"], "duplicate (note_id, start) in phi_span"
@@ -158,11 +168,8 @@ def test_killed_deid_rerun_has_no_duplicate_and_no_loss(spark, ingested, clean, 
     quarantined = spark.read.format("delta").load(str(lake / "note_quarantine")).select("note_id") \
         if (lake / "note_quarantine").exists() else notes.limit(0)
     assert notes.join(deid.union(quarantined), "note_id", "left_anti").count() == 0
-    if kill_point == "during_compute":
-        return  # the idempotence check below costs one more Spark start; once is enough
     # a third run finds nothing to do
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and '"notes_processed": 0' in again.stdout, again.stdout[-2000:]
+    assert _rerun(spark, "deidentify_notes", lake, tmp_path / "mlruns")["notes_processed"] == 0
     assert spark.read.format("delta").load(str(out)).filter(F.col("note_id").isNull()).count() == 0
 
 
@@ -173,8 +180,7 @@ def test_killed_ingest_during_merge_rerun_has_no_duplicate_and_no_loss(spark, in
     note = lake / "note"
     # ensure_table's empty-table commit is version 0; the MERGE that brings the rows is the next one
     assert run_and_kill(cmd, lambda pid: _commits(note) == 1), "ingest finished before it could be killed"
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _rerun(spark, "ingest_notes", lake, tmp_path / "mlruns", input=str(raw), format="parquet")
     table = spark.read.format("delta").load(str(note))
     assert table.count() == table.select("note_id").distinct().count() == N_NOTES
     reference = spark.read.format("delta").load(str(ingested)).select("note_id", "text_sha256")
@@ -230,8 +236,7 @@ def test_killed_extract_during_delta_writes_rerun_has_no_duplicate_and_no_loss(s
     chunk, processed = lake / "nlp_chunk", lake / "nlp_processed"
     trigger = lambda pid: _commits(chunk) >= 2 and _commits(processed) < 2  # noqa: E731
     assert run_and_kill(cmd, trigger, timeout=1800), "extract finished before it could be killed"
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _rerun(spark, "extract_concepts", lake, mlruns, model_alias=None)
     state = _nlp_state(spark, lake)
     assert state["rows"] == state["keys"] == state["ids"], "duplicate concept rows in note_nlp"
     assert state == expected
