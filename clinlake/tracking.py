@@ -101,16 +101,17 @@ def resolve_alias(cfg: DictConfig, name: str, alias: str) -> Any:
 def load_spark_model(cfg: DictConfig, name: str, alias: str) -> tuple[Any, str]:
     """Load a registered Spark pipeline by alias; returns (PipelineModel, '<name>@<version>')."""
     import mlflow.spark
-    from mlflow.exceptions import MlflowException
 
     version = resolve_alias(cfg, name, alias)
     try:
         # Download once and check the stage metadata on the driver first: a corrupt file would otherwise fail
         # inside a Spark job, whose executor-side Python traceback Spark logs before our one-line error.
-        local = _download_model(f"models:/{name}@{alias}")
+        # The version resolved above, not the alias again: if the alias moves meanwhile, the model loaded is still
+        # the one every output row names.
+        local = _download_model(f"models:/{name}/{version.version}")
         check_spark_model_files(local)
         model = mlflow.spark.load_model(str(local))
-    except (MlflowException, OSError, Exception) as exc:  # noqa: BLE001 - a corrupt model is a user-facing error
+    except Exception as exc:  # noqa: BLE001 - any failure to load a registered model is a one-line user error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model '{name}@{alias}' (version {version.version}) cannot be loaded: {first}") from exc
     return model, f"{name}@{version.version}"
