@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from clinlake.procs import descendants  # noqa: E402
+from clinlake.procs import cmdline, descendants  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ memory sampling
@@ -69,23 +69,35 @@ def _hwm_bytes(pid: int) -> int:
 
 
 class MemorySampler(threading.Thread):
-    """Samples JVM + Python-worker RSS; peak() gives the largest sum seen since the last reset()."""
+    """Samples JVM + Python-worker PSS; peak() gives the largest sum seen since the last reset(), parts() the
+    largest JVM and Python-worker shares on their own (to tell which side of a stage holds the memory)."""
 
     def __init__(self, jvm_pid: int, every: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.jvm_pid, self.every, self._peak, self._stop = jvm_pid, every, 0, threading.Event()
+        self.jvm_pid, self.every, self._stop = jvm_pid, every, threading.Event()
+        self._peak = self._jvm = self._py = 0
 
     def run(self) -> None:
+        jvm_cmd = cmdline(self.jvm_pid)
         while not self._stop.is_set():
-            total = _pss_bytes(self.jvm_pid) + sum(_pss_bytes(p) for p in descendants(self.jvm_pid))
-            self._peak = max(self._peak, total)
+            jvm = _pss_bytes(self.jvm_pid)
+            # Skip the JVM's own forks: Hadoop's local file system shells out (`chmod` on every file Delta writes)
+            # through jspawnhelper, and for an instant before exec the child is a copy of the JVM with the JVM's
+            # command line and up to its whole PSS. Counting it had doubled the reported peak (9.8 GB) at random.
+            py = sum(_pss_bytes(p) for p in descendants(self.jvm_pid) if cmdline(p) != jvm_cmd)
+            self._peak, self._jvm, self._py = max(self._peak, jvm + py), max(self._jvm, jvm), max(self._py, py)
             time.sleep(self.every)
 
     def reset(self) -> None:
-        self._peak = 0
+        self._peak = self._jvm = self._py = 0
 
     def peak(self) -> int:
         return self._peak
+
+    def parts(self) -> dict[str, float]:
+        """GB: peak total, peak JVM alone, peak Python workers alone, since the last reset()."""
+        return {"total": round(self._peak / 2**30, 3), "jvm": round(self._jvm / 2**30, 3),
+                "python_workers": round(self._py / 2**30, 3)}
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,12 +145,21 @@ def bench_size(spark, gen, n: int, work: Path, seed: int, sets: list[str], cores
         str(root / "raw")))
     build_vocabulary.run(spark, cfg, ns())
     train_ner.run(spark, cfg, ns(model="gazetteer"))
-    sampler.reset()
-    ing, ing_s = timed(f"{n}: ingest_notes", ingest_notes.run, spark, cfg, ns(input=str(root / "raw" / "notes"),
-                                                                              format="parquet"))
-    deid, deid_s = timed(f"{n}: deidentify_notes", deidentify_notes.run, spark, cfg, ns())
-    ext, ext_s = timed(f"{n}: extract_concepts", extract_concepts.run, spark, cfg, ns(model_alias=None))
-    peak = sampler.peak()
+    stage_memory: dict[str, dict[str, float]] = {}
+
+    def measured(stage: str, label: str, fn, *args):
+        """timed(), with the stage's own memory peak (total, JVM, Python workers) kept in stage_memory."""
+        sampler.reset()
+        out = timed(label, fn, *args)
+        stage_memory[stage] = sampler.parts()
+        return out
+
+    ing, ing_s = measured("ingest", f"{n}: ingest_notes", ingest_notes.run, spark, cfg,
+                          ns(input=str(root / "raw" / "notes"), format="parquet"))
+    deid, deid_s = measured("deidentify", f"{n}: deidentify_notes", deidentify_notes.run, spark, cfg, ns())
+    ext, ext_s = measured("extract", f"{n}: extract_concepts", extract_concepts.run, spark, cfg, ns(model_alias=None))
+    peak = max(m["total"] for m in stage_memory.values()) * 2**30
+    print(f"bench: {n}: peak memory per stage (GB): {stage_memory}", flush=True)
     _, raw_s = timed(f"{n}: raw copy", raw_copy, spark, cfg)
     # 1 % new notes arrive (new ids after the existing ones): the chain reruns on them only.
     n_new = max(1, n // 100)
@@ -165,6 +186,7 @@ def bench_size(spark, gen, n: int, work: Path, seed: int, sets: list[str], cores
                                  "raw_copy": per_core(raw_s)},
         "incremental_1pct_time_ratio": round(inc_s / full_s, 4),
         "peak_executor_memory_gb": round(peak / 2**30, 3),
+        "peak_memory_gb_per_stage": stage_memory,
         "counts": {"accepted": ing["accepted"], "deidentified": deid["deidentified"],
                    "deid_quarantined": deid["quarantined"], "concepts": ext["concepts_written"],
                    "incremental_processed": [inc_ing["new_in_note"], inc_deid["notes_processed"],
@@ -292,6 +314,8 @@ def summarise(runs: list[dict], args: argparse.Namespace, argv: list[str] | None
             "per_core": "notes / wall seconds / cores given to Spark (local[N])",
             "peak_executor_memory_gb": "max over the timed stages of PSS(driver JVM = local executor) + PSS(Python "
                                        "workers), sampled every 0.2 s from /proc/<pid>/smaps_rollup",
+            "peak_memory_gb_per_stage": "per timed stage: peak of that sum, and the peaks of the JVM and of the "
+                                        "Python workers on their own",
             "scaling_time_ratio": "(end-to-end time largest / smallest) / (largest size / smallest size)",
             "incremental_1pct_time_ratio": "(ingest+deid+extract on 1 % new notes) / (ingest+deid+extract full)",
         },
