@@ -68,6 +68,16 @@ def _hwm_bytes(pid: int) -> int:
     return 0
 
 
+def worker_pids(jvm_pid: int, jvm_cmd: bytes) -> list[int]:
+    """The JVM's descendants that are separate processes (Python workers), not momentary copies of the JVM.
+
+    Hadoop's local file system shells out (`chmod` on every file Delta writes) through jspawnhelper; for an instant
+    before `exec` the child is a copy of the JVM with the JVM's command line and up to its whole PSS. Counting those
+    copies had doubled the reported peak (9.8 GB) at random.
+    """
+    return [p for p in descendants(jvm_pid) if cmdline(p) != jvm_cmd]
+
+
 class MemorySampler(threading.Thread):
     """Samples JVM + Python-worker PSS; peak() gives the largest sum seen since the last reset(), parts() the
     largest JVM and Python-worker shares on their own (to tell which side of a stage holds the memory)."""
@@ -81,10 +91,7 @@ class MemorySampler(threading.Thread):
         jvm_cmd = cmdline(self.jvm_pid)
         while not self._stop.is_set():
             jvm = _pss_bytes(self.jvm_pid)
-            # Skip the JVM's own forks: Hadoop's local file system shells out (`chmod` on every file Delta writes)
-            # through jspawnhelper, and for an instant before exec the child is a copy of the JVM with the JVM's
-            # command line and up to its whole PSS. Counting it had doubled the reported peak (9.8 GB) at random.
-            py = sum(_pss_bytes(p) for p in descendants(self.jvm_pid) if cmdline(p) != jvm_cmd)
+            py = sum(_pss_bytes(p) for p in worker_pids(self.jvm_pid, jvm_cmd))
             self._peak, self._jvm, self._py = max(self._peak, jvm + py), max(self._jvm, jvm), max(self._py, py)
             time.sleep(self.every)
 

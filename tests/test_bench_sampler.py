@@ -1,0 +1,50 @@
+"""The benchmark's memory sampler counts the JVM's worker processes, not momentary copies of the JVM itself."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A stand-in for the JVM: it forks a copy of itself (same command line, as a fork before exec is) and starts one
+# real child process with a command line of its own (as a Python worker is).
+PARENT = """
+import os, subprocess, sys, time
+if os.fork() == 0:
+    time.sleep(30); os._exit(0)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+time.sleep(30)
+"""
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_worker_pids_skip_copies_of_the_jvm():
+    from clinlake.procs import cmdline, descendants
+
+    bench = _bench()
+    parent = subprocess.Popen([sys.executable, "-c", PARENT])
+    try:
+        deadline = time.time() + 20
+        while len(descendants(parent.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        kids = descendants(parent.pid)
+        assert len(kids) == 2
+        workers = bench.worker_pids(parent.pid, cmdline(parent.pid))
+        assert len(workers) == 1
+        assert cmdline(workers[0]) != cmdline(parent.pid) and b"time.sleep(30)" in cmdline(workers[0])
+    finally:
+        for pid in descendants(parent.pid):
+            subprocess.run(["kill", str(pid)], check=False)
+        parent.kill()
+        parent.wait(10)
