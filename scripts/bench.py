@@ -4,7 +4,8 @@ For each size N: generate N synthetic notes (+ one 1 MB note) -> fresh lake; bui
 model (not timed); then time ingest_notes, deidentify_notes, extract_concepts and, on the same `note` table, the raw
 limit (read `note`, write it back as Delta, no NLP); then add 1 % new notes and time the incremental rerun of the
 chain. Peak memory: the local-mode executor is the driver JVM plus its Python workers; a sampler thread reads their
-resident set sizes from /proc every 0.2 s (the JVM's own peak is also read from VmHWM).
+proportional set sizes (PSS) from /proc every 0.2 s, per stage and for the JVM and the workers apart (the JVM's own
+peak RSS is also read from VmHWM).
 
     .venv/bin/python scripts/bench.py --sizes 10000 100000 --out bench
 
