@@ -114,8 +114,8 @@ def explode_text_chunks(df, max_chars: int, text_col: str = "note_text", min_fra
                         margin: int = 0):
     """One row per piece: text_col becomes the piece, plus chunk_index and chunk_offset; short notes are one piece.
 
-    Notes that fit are passed through without a Python round trip (the common case); only long ones go
-    through the UDF, so the cost is paid where it is needed. With `margin` > 0 each piece of a long note also
+    Notes that fit are passed through with their text kept in the JVM (the common case: the UDF sees a null for
+    them); only long ones' text goes through the UDF, so the cost is paid where it is needed. With `margin` > 0 each piece of a long note also
     carries up to `margin` characters of its neighbours on each side (context for a stage that reads around a
     mention); chunk_offset is then where that widened text starts, the piece proper is [core_start, core_end)
     in note offsets (two more columns), and the pieces overlap instead of concatenating back to the note.
@@ -140,7 +140,10 @@ def explode_text_chunks(df, max_chars: int, text_col: str = "note_text", min_fra
     short = F.array(F.struct(F.lit(0).alias("chunk_index"), F.lit(0).alias("chunk_offset"),
                              F.col(text_col).alias("chunk_text"), F.lit(0).alias("core_start"),
                              F.length(text_col).alias("core_end")))
-    pieces = F.when(F.length(text_col) <= max_chars, short).otherwise(_split(F.col(text_col)))
+    # Spark evaluates a Python UDF for every row even inside CASE WHEN (BatchEvalPython runs below the Generate), so
+    # only the long notes' text is handed to it: short rows send a null and get [] back, their text stays in the JVM.
+    is_long = F.length(text_col) > max_chars
+    pieces = F.when(~is_long, short).otherwise(_split(F.when(is_long, F.col(text_col))))
     others = [c for c in df.columns if c != text_col]
     core = [F.col("_chunk.core_start").alias("core_start"), F.col("_chunk.core_end").alias("core_end")] if margin else []
     return (df.select(*others, F.explode(pieces).alias("_chunk"))
