@@ -17,7 +17,7 @@ demo: setup
 # test (each 10-30 min here; `make test-cluster`, `make test-all`).
 # Two xdist workers, a whole test file each (module fixtures built once): the many job subprocesses and JVM
 # start-ups overlap. Measured on a 2-core machine: 21.6 min, 464 passed (2026-11-29, Delta snapshotPartitions 2 in
-# conf/test.yaml and in-process reruns in the kill tests; 23.8 min, 467 passed, on the final code of that day);
+# conf/test.yaml and in-process reruns in the kill tests; 23.8 and 25.6 min, 467 passed, on the final code of that day);
 # 35.1 min before that, 41.6 min before the shared
 # vocabulary fixture, 46.1 min serial.
 test: setup
