@@ -166,14 +166,22 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
         mv = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException:
         log.warning("no resolver '%s@%s' registered: exact gazetteer lookup", name, alias)
-        gaz = spark.read.format("delta").load(lake_path(cfg, "gazetteer"))
-        return Resolver(ref=EXACT_SYSTEM, exact_index=gazetteer_index(gaz), params=s), EXACT_SYSTEM
-    ranker, ref = tracking.load_spark_model(cfg, name, alias)
+        return exact_resolver(spark, cfg), EXACT_SYSTEM
+    # the version just resolved, so the index tags and the ranker come from the same version
+    ranker, ref = tracking.load_model_version(name, alias, mv)
     tags = mv.tags or {}
     root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
     versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
     parts = read_index(spark, root, versions)
     return Resolver(ref=ref, ranker=ranker, params=s, **parts), ref
+
+
+def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:
+    """The fallback without a trained ranker: normalised exact lookup in the lake's gazetteer table."""
+    from clinlake.config import lake_path
+
+    gaz = spark.read.format("delta").load(lake_path(cfg, "gazetteer"))
+    return Resolver(ref=EXACT_SYSTEM, exact_index=gazetteer_index(gaz), params=settings(cfg))
 
 
 def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:

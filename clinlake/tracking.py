@@ -100,14 +100,18 @@ def resolve_alias(cfg: DictConfig, name: str, alias: str) -> Any:
 
 def load_spark_model(cfg: DictConfig, name: str, alias: str) -> tuple[Any, str]:
     """Load a registered Spark pipeline by alias; returns (PipelineModel, '<name>@<version>')."""
+    return load_model_version(name, alias, resolve_alias(cfg, name, alias))
+
+
+def load_model_version(name: str, alias: str, version: Any) -> tuple[Any, str]:
+    """Load the Spark pipeline of an already resolved model version (`alias` only names it in errors)."""
     import mlflow.spark
 
-    version = resolve_alias(cfg, name, alias)
     try:
         # Download once and check the stage metadata on the driver first: a corrupt file would otherwise fail
         # inside a Spark job, whose executor-side Python traceback Spark logs before our one-line error.
-        # The version resolved above, not the alias again: if the alias moves meanwhile, the model loaded is still
-        # the one every output row names.
+        # The version resolved by the caller, not the alias again: if the alias moves meanwhile, the model loaded
+        # is still the one every output row names.
         local = _download_model(f"models:/{name}/{version.version}")
         check_spark_model_files(local)
         model = mlflow.spark.load_model(str(local))

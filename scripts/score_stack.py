@@ -63,11 +63,8 @@ def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) 
     from clinlake.evaluation import pipelines as pl
     from clinlake.evaluation.scoring import score as score_fn
 
-    if resolver_alias == "exact":
-        gaz = spark.read.format("delta").load(lake_path(cfg, "gazetteer"))
-        res = resolve.Resolver(ref="exact", exact_index=resolve.gazetteer_index(gaz), params=resolve.settings(cfg))
-    else:
-        res = resolve.load_resolver(spark, cfg, resolver_alias)[0]
+    res = resolve.exact_resolver(spark, cfg) if resolver_alias == "exact" \
+        else resolve.load_resolver(spark, cfg, resolver_alias)[0]
     concept, rel = (spark.read.format("delta").load(lake_path(cfg, t)) for t in ("concept", "concept_relationship"))
     out = {}
     for corpus, path in corpora.items():

@@ -151,7 +151,7 @@ def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
     assert out["algo raro"]["vocabulary_id"] == "ICD10CM" and out["algo raro"]["note_nlp_source_concept_id"] == 0
 
 
-def test_train_register_and_serve_by_alias(spark, cfg, vocab):
+def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch):
     from clinlake.config import lake_path
     from jobs import train_resolver
 
@@ -176,6 +176,10 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab):
     vocab["gazetteer"].filter(F.col("mention") != "fiebre").write.format("delta").mode("overwrite") \
         .save(lake_path(cfg, "gazetteer"))
     assert train_resolver.run(spark, cfg, argparse.Namespace())["champion"] is False
+    # the alias is resolved once: index tags and ranker come from that one version (no second lookup by alias)
+    from clinlake import tracking
+
+    monkeypatch.setattr(tracking, "resolve_alias", lambda *a: pytest.fail(f"alias resolved again: {a}"))
     again, ref1 = resolve.load_resolver(spark, cfg)
     assert ref1 == "resolver-es@1"
     assert again.terms.filter(F.col("term_norm") == "fiebre").count() == 1
