@@ -158,11 +158,14 @@ def chunks(model: PipelineModel, notes: DataFrame, keep: list[str],
     pieces, _ = chunking.repartition_by_size(pieces, target_chars=knobs["target_partition_chars"],
                                              min_partitions=knobs["min_partitions"],
                                              max_partitions=knobs["max_partitions"])
-    annotated = model.transform(pieces)
+    return explode_piece_chunks(model.transform(pieces), model, [c for c in keep if c != TEXT_COL])
+
+
+def explode_piece_chunks(annotated: DataFrame, model: PipelineModel, keep: list[str]) -> DataFrame:
+    """One row per labelled chunk of annotated pieces (longest match per label), offsets moved by `chunk_offset`."""
     spans = _longest(_label_spans(model, annotated.columns))
-    out = [c for c in keep if c != TEXT_COL]
-    return (annotated.select(*out, "chunk_offset", F.explode(spans).alias("c"))
-            .select(*out, F.col("c.label").alias("label"),
+    return (annotated.select(*keep, "chunk_offset", F.explode(spans).alias("c"))
+            .select(*keep, F.col("c.label").alias("label"),
                     (F.col("c.s") + F.col("chunk_offset")).alias("offset_start"),
                     (F.col("c.e") + F.col("chunk_offset")).alias("offset_end")))
 

@@ -54,15 +54,14 @@ def test_ner_chunks_take_the_entity_label_and_keep_the_longest(spark):
     from clinlake import recognise
 
     annotated = spark.createDataFrame(
-        [(7, [("chunk", 3, 9, "cáncer", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
-              ("chunk", 3, 20, "cáncer de pulmón", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
-              ("chunk", 3, 9, "cáncer", {"entity": "OTHER"}, [])]), (8, []), (9, None)],
-        "note_id long, ner_chunk array<struct<annotatorType:string,begin:int,end:int,result:string,"
+        [(7, 100, [("chunk", 3, 9, "cáncer", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
+                   ("chunk", 3, 20, "cáncer de pulmón", {"entity": "MORFOLOGIA_NEOPLASIA"}, []),
+                   ("chunk", 3, 9, "cáncer", {"entity": "OTHER"}, [])]), (8, 0, []), (9, 0, None)],
+        "note_id long, chunk_offset int, ner_chunk array<struct<annotatorType:string,begin:int,end:int,result:string,"
         "metadata:map<string,string>,embeddings:array<float>>>")
-    spans = recognise._longest(recognise._label_spans(PipelineModel(stages=[]), annotated.columns))
-    out = annotated.select("note_id", F.explode(spans).alias("c")).select(
-        "note_id", F.col("c.label").alias("label"), F.col("c.s").alias("offset_start"), F.col("c.e").alias("offset_end"))
-    assertDataFrameEqual(out, spark.createDataFrame([(7, "MORFOLOGIA_NEOPLASIA", 3, 21), (7, "OTHER", 3, 10)],
+    out = recognise.explode_piece_chunks(annotated, PipelineModel(stages=[]), ["note_id"])
+    # piece offsets + the piece's chunk_offset = note offsets
+    assertDataFrameEqual(out, spark.createDataFrame([(7, "MORFOLOGIA_NEOPLASIA", 103, 121), (7, "OTHER", 103, 110)],
                                                     "note_id long, label string, offset_start int, offset_end int"))
 
 
