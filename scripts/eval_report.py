@@ -33,6 +33,7 @@ STATE_OF_THE_ART: dict[tuple[str, str], dict[str, tuple[float, str]]] = {
 
 # Keys shown by default: the headline metrics of each task plus throughput.
 HEADLINE = ("subtrack1_strict_f1", "subtrack2_strict_f1", "subtrack2_merged_f1", "residual_phi_rate",
+            "residual_phi_rate_undetected",
             "map_d", "map_p", "f1_d", "f1_p", "f1_x", "ner_f1", "norm_f1", "negation_f1", "uncertainty_f1",
             "negation_accuracy", "temporality_accuracy", "experiencer_accuracy", "documents", "notes_per_s")
 

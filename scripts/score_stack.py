@@ -3,7 +3,7 @@
 A development tool, not a job: `jobs/evaluate.py` scores what one registry deploys; this scores models that live in
 different development MLflow stores (e.g. the resolver in one, NerDL models trained elsewhere in another) without
 copying them into one registry. It runs the product's own code: `recognisers.recognise_all` (the overlap policy, in
-the order given), `resolve.with_codes`, the assertion stage, `note_nlp.to_note_nlp`,
+the order given), `extract_concepts.finish` (lexical variant, `resolve.with_codes`, assertion, NOTE_NLP rows),
 `evaluation.pipelines` (the predictors' rows -> predictions) and `evaluation.scoring.score`. Chunks are cached as Parquet under --work, so
 resolver variants can be re-scored without running the recognisers again.
 
@@ -34,11 +34,10 @@ KEYS = {"codiesp": ["map_d", "map_p", "f1_x", "precision_x", "recall_x", "f1_d",
 
 def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str], work: Path) -> None:
     """Recognise every corpus once with the stack; cache chunks (+ the note id map) under work."""
-    from clinlake import recognise, recognisers, tracking
+    from clinlake import recognisers, tracking
     from clinlake.corpora.frames import notes_df
     from clinlake.corpora.readers import read_corpus
     from clinlake.evaluation.pipelines import _notes_frame
-    from jobs.extract_concepts import with_assertion
 
     models = [tracking.load_spark_model(ner_cfg if n.endswith("@N") else cfg, n.removesuffix("@N"), "champion")
               for n in names]
@@ -47,32 +46,31 @@ def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str],
         t = time.time()
         frame, back = _notes_frame(spark, notes_df(spark, read_corpus(corpus, path)))
         notes = frame.select("note_id", "note_text", "text_sha256").cache()
-        chunks = (recognisers.recognise_all(notes, models, cfg.get("scale"))
-                  .join(notes.select("note_id", "note_text"), "note_id")
-                  .transform(recognise.with_lexical_variant).transform(with_assertion))
-        chunks.write.mode("overwrite").parquet(str(work / f"chunks_{corpus}"))
+        # the merged chunks as extract_concepts.extract hands them to finish(); notes kept for finish() too
+        recognisers.recognise_all(notes, models, cfg.get("scale")).write.mode("overwrite") \
+            .parquet(str(work / f"chunks_{corpus}"))
+        notes.write.mode("overwrite").parquet(str(work / f"notes_{corpus}"))
         (work / f"back_{corpus}.json").write_text(json.dumps({str(k): v for k, v in back.items()}))
         print(f"{corpus}: recognised in {time.time() - t:.0f}s", file=sys.stderr, flush=True)
 
 
 def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) -> dict:
     """Code the cached chunks with the resolver; official metrics and calibration per corpus."""
-    from clinlake import note_nlp, resolve
-    from clinlake.config import lake_path
+    from clinlake import resolve
     from clinlake.corpora.readers import read_corpus
     from clinlake.evaluation import pipelines as pl
     from clinlake.evaluation.scoring import score as score_fn
+    from jobs.extract_concepts import finish
 
     res = resolve.exact_resolver(spark, cfg) if resolver_alias == "exact" \
         else resolve.load_resolver(spark, cfg, resolver_alias)[0]
-    concept, rel = (spark.read.format("delta").load(lake_path(cfg, t)) for t in ("concept", "concept_relationship"))
     out = {}
     for corpus, path in corpora.items():
         gold = read_corpus(corpus, path)
         back = {int(k): v for k, v in json.loads((work / f"back_{corpus}.json").read_text()).items()}
-        coded = spark.read.parquet(str(work / f"chunks_{corpus}")).transform(
-            resolve.with_codes, res, concept, rel, dict(cfg.extract.label_vocabularies))
-        rows = coded.transform(note_nlp.to_note_nlp, 60).select(
+        chunks, notes = (spark.read.parquet(str(work / f"{p}_{corpus}")) for p in ("chunks", "notes"))
+        # extract_concepts' own finish(): lexical variant, codes, assertion, NOTE_NLP rows
+        rows = finish(spark, cfg, chunks, notes, resolver=res).select(
             "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
             "term_exists").collect()
         if corpus == "codiesp":

@@ -117,3 +117,19 @@ def test_pharmaconer_exact_entity_match_per_label() -> None:
     counts, rows = ner.entity_scores(gold, pred)
     assert (counts.tp, counts.fp, counts.fn) == (1, 1, 1)
     assert {r["label"]: r["f1"] for r in rows} == {"NORMALIZABLES": 0.0, "PROTEINAS": 1.0}
+
+
+def test_residual_undetected_separates_detection_from_policy() -> None:
+    """A span found but written back unchanged (policy `keep`) leaks text, yet is no detection miss."""
+    from clinlake.corpora.types import Corpus
+    from clinlake.evaluation.scoring import score_meddocan
+
+    gold = Corpus(notes={"d": TEXT}, mentions={"d": [Mention("NOMBRE", 4, 21), Mention("PAIS", 38, 44)]})
+    pred = Corpus(notes={"d": TEXT}, mentions={"d": [Mention("NOMBRE", 4, 21), Mention("PAIS", 38, 44)]},
+                  replacements={"d": [((4, 21), "Ana Gil"), ((38, 44), "España")]})
+    m, _ = score_meddocan(gold, pred)
+    assert m["residual_phi_rate_undetected"] == 0.0
+    assert m["residual_phi_rate"] == pytest.approx(6 / 23)      # "España" kept as it was
+    missed = Corpus(notes={"d": TEXT}, mentions={"d": [Mention("NOMBRE", 4, 21)]})
+    m, _ = score_meddocan(gold, missed)
+    assert m["residual_phi_rate_undetected"] == m["residual_phi_rate"] == pytest.approx(6 / 23)

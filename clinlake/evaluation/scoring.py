@@ -21,11 +21,14 @@ def score_meddocan(gold: Corpus, pred: Corpus) -> tuple[dict[str, float], Table]
     pm = {d: [(m.label, m.start, m.end) for m in ms] for d, ms in (pred.mentions or {}).items()}
     out = deid.meddocan_scores(gm, pm, gold.notes)
     gold_spans = {d: [(s, e) for _, s, e in v] for d, v in gm.items()}
+    # Detection alone: gold PHI characters no predicted span covers (as if every prediction were masked).
+    masked = {d: [((s, e), f"[{lab}]") for lab, s, e in v] for d, v in pm.items()}
+    out["residual_phi_rate_undetected"] = deid.residual_phi_rate(gold_spans, gold.notes, replacements=masked)
     if pred.replacements is not None or pred.deid_texts is not None:
+        # What the text still shows: also what the replacement policy keeps on purpose (sex, ages up to 89).
         out["residual_phi_rate"] = deid.residual_phi_rate(gold_spans, gold.notes, pred.deid_texts, pred.replacements)
     else:
-        repl = {d: [((s, e), f"[{lab}]") for lab, s, e in v] for d, v in pm.items()}
-        out["residual_phi_rate"] = deid.residual_phi_rate(gold_spans, gold.notes, replacements=repl)
+        out["residual_phi_rate"] = out["residual_phi_rate_undetected"]
     g = {(d, lab, s, e) for d, v in gm.items() for lab, s, e in v}
     p = {(d, lab, s, e) for d, v in pm.items() if d in gm for lab, s, e in v}
     return out, per_label_table(g, p, lambda k: k[1])
