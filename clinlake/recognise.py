@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from clinlake import chunking
@@ -23,19 +23,41 @@ def chunk_col(label: str) -> str:
     return f"chunk_{label.lower()}"
 
 
-def phrases_by_label(gazetteer: DataFrame, labels: Iterable[str], min_count: int, min_chars: int) -> dict[str, list[str]]:
+def phrases_by_label(gazetteer: DataFrame, labels: Iterable[str], min_count: int, min_chars: int,
+                     precision: DataFrame | None = None, min_precision: float = 0.0,
+                     min_occurrences: int = 3) -> dict[str, list[str]]:
     """Distinct mentions per label (training-time, bounded by the gazetteer size); short ones dropped.
 
-    Short upper-case abbreviations ("SE", "CM") collide with common words once matching ignores case.
+    Short upper-case abbreviations ("SE", "CM") collide with common words once matching ignores case. With
+    `precision` (phrase_key, label, annotated, occurrences; scripts/make_gazetteer_precision.py), a phrase seen
+    at least `min_occurrences` times in the training texts but annotated in fewer than `min_precision` of them
+    ("renal", "masa") is dropped: a matcher would fire on text the annotators do not code.
     """
     rows = (
         gazetteer.filter(F.col("label").isin(list(labels)) & (F.col("count") >= min_count))
         .filter(F.length(F.trim("mention")) >= min_chars)
         .select("label", F.trim("mention").alias("mention")).distinct()
-        .groupBy("label").agg(F.sort_array(F.collect_list("mention")).alias("mentions"))
-        .collect()
     )
-    return {r["label"]: list(r["mentions"]) for r in rows}
+    if precision is not None and min_precision > 0:
+        low = precision.filter(
+            (F.col("occurrences") >= min_occurrences)
+            & (F.col("annotated") < F.lit(float(min_precision)) * F.col("occurrences"))
+        ).select("label", "phrase_key")
+        rows = rows.withColumn("phrase_key", phrase_key_col(F.col("mention"))) \
+            .join(low, ["label", "phrase_key"], "left_anti").drop("phrase_key")
+    grouped = rows.groupBy("label").agg(F.sort_array(F.collect_list("mention")).alias("mentions")).collect()
+    return {r["label"]: list(r["mentions"]) for r in grouped}
+
+
+def phrase_key_col(text: Column) -> Column:
+    """Spark twin of clinlake.vocab.gazetteer.phrase_key: lower-cased word tokens joined by one space."""
+    return F.array_join(F.regexp_extract_all(F.lower(text), F.lit(r"(?U)(\w+|[^\w\s])"), F.lit(1)), " ")
+
+
+def read_phrase_precision(spark: SparkSession, path: str) -> DataFrame:
+    """The phrase-precision TSV (phrase_key, label, annotated, occurrences) written by make_gazetteer_precision."""
+    return (spark.read.option("sep", "\t").option("header", True).option("quote", "\u0000")
+            .schema("phrase_key string, label string, annotated long, occurrences long").csv(path))
 
 
 def build_pipeline(phrases: dict[str, list[str]], workdir: str) -> Pipeline:

@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 from clinlake import delta, recognise, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
-from clinlake.config import lake_path  # noqa: E402
+from clinlake.config import lake_path, path_of  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
 log = logging.getLogger("clinlake.train_ner")
@@ -42,12 +42,22 @@ def train_gazetteer(spark: SparkSession, cfg: DictConfig) -> dict:
     if not delta.exists(spark, gaz_path):
         raise UserError(f"no gazetteer table at {gaz_path}: run build_vocabulary first")
     gaz = spark.read.format("delta").load(gaz_path)
-    phrases = recognise.phrases_by_label(gaz, list(mcfg.labels), int(mcfg.min_count), int(mcfg.min_chars))
+    prec = mcfg.get("precision") or {}
+    table, min_precision = None, float(prec.get("min_precision", 0.0))
+    if prec.get("path") and min_precision > 0:
+        path = path_of(cfg, str(prec.path))
+        if not Path(path).exists() and "://" not in path:   # same rule as build_vocabulary's sources
+            raise UserError(f"models.recogniser.precision.path {path} not found (set it to \"\" to keep every phrase)")
+        table = recognise.read_phrase_precision(spark, path)
+    phrases = recognise.phrases_by_label(gaz, list(mcfg.labels), int(mcfg.min_count), int(mcfg.min_chars),
+                                         table, min_precision, int(prec.get("min_occurrences", 3)))
     if not phrases:
         raise UserError("the gazetteer has no mentions for the configured labels")
     with tracking.job_run(cfg, "train_ner", {
         "model": "gazetteer", "registered_name": mcfg.name, "labels": ",".join(sorted(phrases)),
         "min_count": mcfg.min_count, "min_chars": mcfg.min_chars,
+        "min_precision": min_precision if table is not None else 0.0,
+        "min_occurrences": int(prec.get("min_occurrences", 3)),
         "gazetteer_version": delta.version(spark, gaz_path),
     }) as run:
         import mlflow

@@ -98,3 +98,38 @@ def test_sample_gazetteer_matches_build_gazetteer(spark, shared_dir):
     assert sample.select(cols).exceptAll(built.select(cols)).count() == 0
     assert built.select(cols).exceptAll(sample.select(cols)).count() == 0
     assert sample.filter(F.col("mention_norm") == "").count() == 0
+
+
+def test_phrase_precision_counts_longest_matches_only():
+    from clinlake.vocab.gazetteer import phrase_key, phrase_precision
+
+    texts = ["Masa renal derecha. Función renal normal; riñón: masa renal.", "Sin masa, RENAL."]
+    counts = phrase_precision(texts, annotated=["masa renal", "Masa  Renal", "renal"],
+                              phrases=["masa renal", "renal", "masa", "fiebre"])
+    # "renal" inside the two "masa renal" occurrences is not an occurrence of its own (the matcher takes the longest);
+    # "masa, RENAL" is no "masa renal" (the comma is a token)
+    assert counts == {"masa renal": (2, 2), "renal": (1, 2), "masa": (0, 1), "fiebre": (0, 0)}
+    assert phrase_key("  Síndrome de LYNCH, ") == "síndrome de lynch ," and phrase_key("  ") == ""
+
+
+def test_phrases_by_label_drops_low_precision_phrases(spark):
+    from clinlake.recognise import phrase_key_col, phrases_by_label
+    from clinlake.vocab.gazetteer import phrase_key
+
+    gaz = spark.createDataFrame(
+        [("Renal", "DIAGNOSTICO", 5), ("Carcinoma, NOS", "DIAGNOSTICO", 0), ("masa renal", "DIAGNOSTICO", 2), ("Síndrome de Lynch", "DIAGNOSTICO", 1),
+         ("renal", "MORFOLOGIA_NEOPLASIA", 1), ("HTA", "DIAGNOSTICO", 9), (None, "DIAGNOSTICO", 1)],
+        "mention string, label string, count long")
+    prec = spark.createDataFrame(
+        [("renal", "DIAGNOSTICO", 2, 167), ("masa renal", "DIAGNOSTICO", 2, 2), ("síndrome de lynch", "DIAGNOSTICO", 0, 2),
+         ("hta", "DIAGNOSTICO", 1, 10), (None, None, None, None)],
+        "phrase_key string, label string, annotated long, occurrences long")
+    labels = ["DIAGNOSTICO", "MORFOLOGIA_NEOPLASIA"]
+    assert phrases_by_label(gaz, labels, 1, 3, prec, 0.25, 3) == {
+        "DIAGNOSTICO": ["Síndrome de Lynch", "masa renal"],   # "Lynch": too few occurrences to judge; HTA 10 %
+        "MORFOLOGIA_NEOPLASIA": ["renal"]}                   # precision is per label
+    assert phrases_by_label(gaz, labels, 1, 3, prec, 0.0)["DIAGNOSTICO"] == [
+        "HTA", "Renal", "Síndrome de Lynch", "masa renal"]
+    keys = gaz.select(phrase_key_col(F.col("mention")).alias("k")).collect()
+    assert [r["k"] for r in keys] == [phrase_key(m) if m else None for m, _, _ in
+                                      [(r[0], 0, 0) for r in gaz.select("mention").collect()]]
