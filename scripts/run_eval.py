@@ -19,6 +19,7 @@ RUNS = [
     ("deid", "meddocan", "meddocan/dev", "deid_meddocan_dev"),
     ("coding", "codiesp", "codiesp/dev", "coding_codiesp_dev"),
     ("ner", "cantemist", "cantemist/dev1", "ner_cantemist_dev1"),
+    ("ner", "cantemist", "cantemist/dev2", "ner_cantemist_dev2"),
     ("ner", "pharmaconer", "pharmaconer/dev.txt", "ner_pharmaconer_dev"),
     ("assertion", "nubes", "nubes", "assertion_nubes_001_008"),
 ]
