@@ -60,7 +60,7 @@ def _fmt(v: object) -> str:
 
 def render(results: list[dict], all_keys: bool = False, command: str | None = None) -> str:
     """Markdown: one row per (task, corpus, metric) with the state of the art next to it where known."""
-    lines = ["| task | corpus | metric | value | shared-task best (test) |", "|---|---|---|---|---|"]
+    lines = ["| task | corpus | run | metric | value | shared-task best (test) |", "|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["task"], r["corpus"], r["_file"])):
         sota = STATE_OF_THE_ART.get((r["task"], r["corpus"]), {})
         keys = [k for k in r if not k.startswith("_") and k not in ("task", "corpus", "mode")]
@@ -68,7 +68,8 @@ def render(results: list[dict], all_keys: bool = False, command: str | None = No
             keys = [k for k in HEADLINE if k in r]
         for k in keys:
             best = f"{sota[k][0]:.4f} ({sota[k][1]})" if k in sota else ""
-            lines.append(f"| {r['task']} | {r['corpus']} | {k} | {_fmt(r[k])} | {best} |")
+            # the run (output file) tells apart two splits of one corpus, e.g. CANTEMIST dev1 and dev2
+            lines.append(f"| {r['task']} | {r['corpus']} | {Path(r['_file']).stem} | {k} | {_fmt(r[k])} | {best} |")
     out = "\n".join(lines) + "\n"
     if command:
         out += f"\nProduced by `{command}`.\n"

@@ -26,7 +26,7 @@ def test_report_lists_headline_metrics_with_sota(tmp_path: Path) -> None:
     assert rep.main([str(tmp_path), "--out", str(out), "--command", "make eval"]) == 0
     text = out.read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if "| ner_f1 |" in line)
-    assert "0.8123" in row and "0.870" in row
+    assert "0.8123" in row and "0.870" in row and "| cantemist | cantemist |" in row
     assert "ner_precision" not in text and "| documents | 250 |" in text and "`make eval`" in text
     assert "ner_precision" in rep.render(rep.load_results(tmp_path), all_keys=True)
 
