@@ -50,7 +50,7 @@ def phrases_by_label(gazetteer: DataFrame, labels: Iterable[str], min_count: int
 
 
 def phrase_key_col(text: Column) -> Column:
-    """Spark twin of clinlake.vocab.gazetteer.phrase_key: lower-cased word tokens joined by one space."""
+    """Spark twin of clinlake.vocab.gazetteer.phrase_key: lower-cased words and punctuation marks joined by spaces."""
     return F.array_join(F.regexp_extract_all(F.lower(text), F.lit(r"(?U)(\w+|[^\w\s])"), F.lit(1)), " ")
 
 

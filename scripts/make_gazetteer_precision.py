@@ -3,7 +3,7 @@
 For every (label, phrase) of sample/vocab/gazetteer.tsv, counted in the training split its label comes from
 (CodiEsp train for DIAGNOSTICO/PROCEDIMIENTO, CANTEMIST train for MORFOLOGIA_NEOPLASIA): `annotated` = gold
 mentions with that phrase, `occurrences` = times the phrase's tokens occur in the texts (case-blind). The
-gazetteer recogniser drops phrases whose annotated / occurrences is below `models.recogniser.min_precision`
+gazetteer recogniser drops phrases whose annotated / occurrences is below `models.recogniser.precision.min_precision`
 (clinlake.recognise.phrases_by_label). Development tool: reads ../shared/corpora, never run by the product.
 
     .venv/bin/python scripts/make_gazetteer_precision.py [--corpora ../shared/corpora]

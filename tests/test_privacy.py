@@ -85,6 +85,11 @@ def demo_run(tmp_path_factory):
     export = _job([str(ROOT / "jobs" / "export_duckdb.py"), *common, "--out", str(exports / "lake.duckdb"),
                    "--redact-text", "--no-note-text"], logs / "export.log")
     assert export.returncode == 0, export.stderr[-3000:]
+    # The terminologists' CSV leaves the restricted zone too: mentions (from note_deid) and codes only.
+    review = _job([str(ROOT / "jobs" / "review_queue.py"), *common, "--export", str(exports / "review_queue.csv")],
+                  logs / "review_export.log")
+    assert review.returncode == 0, review.stderr[-3000:]
+    assert len((exports / "review_queue.csv").read_text(encoding="utf-8").splitlines()) > 1, "empty review export"
     # The exception path: JSON read as CSV makes note text the header; the error must not echo it.
     failed = _job([str(ROOT / "jobs" / "ingest_notes.py"), *common, "--input", str(NOTES), "--format", "csv"],
                   logs / "failed_ingest.log")

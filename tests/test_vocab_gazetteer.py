@@ -117,12 +117,13 @@ def test_phrases_by_label_drops_low_precision_phrases(spark):
     from clinlake.vocab.gazetteer import phrase_key
 
     gaz = spark.createDataFrame(
-        [("Renal", "DIAGNOSTICO", 5), ("Carcinoma, NOS", "DIAGNOSTICO", 0), ("masa renal", "DIAGNOSTICO", 2), ("Síndrome de Lynch", "DIAGNOSTICO", 1),
-         ("renal", "MORFOLOGIA_NEOPLASIA", 1), ("HTA", "DIAGNOSTICO", 9), (None, "DIAGNOSTICO", 1)],
+        [("Renal", "DIAGNOSTICO", 5), ("Carcinoma, NOS", "DIAGNOSTICO", 0), ("masa renal", "DIAGNOSTICO", 2),
+         ("Síndrome de Lynch", "DIAGNOSTICO", 1), ("renal", "MORFOLOGIA_NEOPLASIA", 1), ("HTA", "DIAGNOSTICO", 9),
+         (None, "DIAGNOSTICO", 1)],
         "mention string, label string, count long")
     prec = spark.createDataFrame(
-        [("renal", "DIAGNOSTICO", 2, 167), ("masa renal", "DIAGNOSTICO", 2, 2), ("síndrome de lynch", "DIAGNOSTICO", 0, 2),
-         ("hta", "DIAGNOSTICO", 1, 10), (None, None, None, None)],
+        [("renal", "DIAGNOSTICO", 2, 167), ("masa renal", "DIAGNOSTICO", 2, 2),
+         ("síndrome de lynch", "DIAGNOSTICO", 0, 2), ("hta", "DIAGNOSTICO", 1, 10), (None, None, None, None)],
         "phrase_key string, label string, annotated long, occurrences long")
     labels = ["DIAGNOSTICO", "MORFOLOGIA_NEOPLASIA"]
     assert phrases_by_label(gaz, labels, 1, 3, prec, 0.25, 3) == {
@@ -130,6 +131,6 @@ def test_phrases_by_label_drops_low_precision_phrases(spark):
         "MORFOLOGIA_NEOPLASIA": ["renal"]}                   # precision is per label
     assert phrases_by_label(gaz, labels, 1, 3, prec, 0.0)["DIAGNOSTICO"] == [
         "HTA", "Renal", "Síndrome de Lynch", "masa renal"]
-    keys = gaz.select(phrase_key_col(F.col("mention")).alias("k")).collect()
-    assert [r["k"] for r in keys] == [phrase_key(m) if m else None for m, _, _ in
-                                      [(r[0], 0, 0) for r in gaz.select("mention").collect()]]
+    # the Spark key and the Python key (which wrote the TSV) agree, punctuation and accents included
+    rows = gaz.select("mention", phrase_key_col(F.col("mention")).alias("k")).collect()
+    assert [r["k"] for r in rows] == [None if r["mention"] is None else phrase_key(r["mention"]) for r in rows]
