@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
@@ -32,6 +34,22 @@ def jar_list(cfg: DictConfig) -> str:
     return ",".join(jars)
 
 
+def spark_settings(conf: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`spark.conf` as flat Spark settings: nested keys joined by dots, booleans lower-case.
+
+    YAML writes `spark.sql.shuffle.partitions: 8` as one key, but `--set spark.conf.spark.sql.shuffle.partitions=4`
+    arrives nested ({spark: {sql: {shuffle: {partitions: 4}}}}); both must reach Spark as the same setting.
+    """
+    out: dict[str, str] = {}
+    for key, value in conf.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(spark_settings(value, f"{name}."))
+        else:
+            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
 def build_spark(cfg: DictConfig, app_name: str) -> SparkSession:
     """Build (or reuse) the SparkSession for a job; spark.master comes from conf only outside spark-submit."""
     builder = SparkSession.builder.appName(app_name)
@@ -40,8 +58,8 @@ def build_spark(cfg: DictConfig, app_name: str) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # Outside spark-submit we start the JVM ourselves, so master and jars come from configuration.
         builder = builder.config("spark.master", str(cfg.spark.master)).config("spark.jars", jar_list(cfg))
-    for key, value in (cfg.spark.get("conf") or {}).items():
-        builder = builder.config(str(key), str(value).lower() if isinstance(value, bool) else str(value))
+    for key, value in spark_settings(cfg.spark.get("conf") or {}).items():
+        builder = builder.config(key, value)
     for key, value in catalog.session_conf(cfg).items():  # persistent table names (omop.*, ops.*)
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

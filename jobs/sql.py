@@ -117,7 +117,7 @@ def connect_command(cfg: DictConfig, port: int, connect_jar: str | None = None) 
     import pyspark
 
     from clinlake.config import path_of
-    from clinlake.spark import jar_list
+    from clinlake.spark import jar_list, spark_settings
 
     jars = jar_list(cfg).split(",")
     if not connect_jar:  # make setup puts it apart from the batch classpath
@@ -130,7 +130,7 @@ def connect_command(cfg: DictConfig, port: int, connect_jar: str | None = None) 
                         ", or pass --connect-jar")
     home = Path(pyspark.__file__).resolve().parent
     cmd = [str(home / "bin" / "spark-submit"), "--master", str(cfg.spark.master), "--name", "clinlake-connect"]
-    confs = {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (cfg.spark.get("conf") or {}).items()}
+    confs = spark_settings(cfg.spark.get("conf") or {})
     confs.update(catalog.session_conf(cfg))
     confs["spark.connect.grpc.binding.port"] = str(port)
     for key, value in confs.items():
