@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from clinlake.config import lake_path, path_of
+from clinlake.config import lake_path, path_of, spark_settings
 from clinlake.errors import UserError
 
 log = logging.getLogger("clinlake.catalog")
@@ -111,7 +111,7 @@ def session_conf(cfg: DictConfig) -> dict[str, str]:
     conf["spark.sql.warehouse.dir"] = str(Path(cat_dir) / "warehouse")
     derby_log = Path(cat_dir) / "derby.log"
     # Keep derby.log out of the working directory; append to any driver options the configuration sets.
-    existing = str((cfg.spark.get("conf") or {}).get("spark.driver.extraJavaOptions", "") or "")
+    existing = spark_settings(cfg.spark.get("conf") or {}).get("spark.driver.extraJavaOptions", "")
     conf["spark.driver.extraJavaOptions"] = f"{existing} -Dderby.stream.error.file={derby_log}".strip()
     return conf
 

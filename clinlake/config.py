@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -78,3 +79,19 @@ def lake_path(cfg: DictConfig, table: str) -> str:
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
     """Plain dict view of a config (for logging as MLflow params)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def spark_settings(conf: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`spark.conf` as flat Spark settings: nested keys joined by dots, booleans lower-case, null = left unset.
+
+    YAML writes `spark.sql.shuffle.partitions: 8` as one key, but `--set spark.conf.spark.sql.shuffle.partitions=4`
+    arrives nested ({spark: {sql: {shuffle: {partitions: 4}}}}); both must reach Spark as the same setting.
+    """
+    out: dict[str, str] = {}
+    for key, value in conf.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(spark_settings(value, f"{name}."))
+        elif value is not None:   # str(None) would reach Spark (or a JVM option line) as the text "None"
+            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
 from clinlake import catalog
-from clinlake.config import path_of
+from clinlake.config import path_of, spark_settings
 from clinlake.errors import UserError
 
 
@@ -32,22 +30,6 @@ def jar_list(cfg: DictConfig) -> str:
     if not jars or missing:
         raise UserError(f"jar set in {listing} is incomplete ({len(missing)} missing): run `make setup` again")
     return ",".join(jars)
-
-
-def spark_settings(conf: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """`spark.conf` as flat Spark settings: nested keys joined by dots, booleans lower-case.
-
-    YAML writes `spark.sql.shuffle.partitions: 8` as one key, but `--set spark.conf.spark.sql.shuffle.partitions=4`
-    arrives nested ({spark: {sql: {shuffle: {partitions: 4}}}}); both must reach Spark as the same setting.
-    """
-    out: dict[str, str] = {}
-    for key, value in conf.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(spark_settings(value, f"{name}."))
-        else:
-            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out
 
 
 def build_spark(cfg: DictConfig, app_name: str) -> SparkSession:

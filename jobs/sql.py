@@ -116,8 +116,8 @@ def connect_command(cfg: DictConfig, port: int, connect_jar: str | None = None) 
     """spark-submit command line for a Spark Connect server with the project's jars, confs and catalog."""
     import pyspark
 
-    from clinlake.config import path_of
-    from clinlake.spark import jar_list, spark_settings
+    from clinlake.config import path_of, spark_settings
+    from clinlake.spark import jar_list
 
     jars = jar_list(cfg).split(",")
     if not connect_jar:  # make setup puts it apart from the batch classpath

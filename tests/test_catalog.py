@@ -57,6 +57,9 @@ def test_session_conf_keeps_configured_driver_options(tmp_path):
     cfg = conf(tmp_path, metastore="lake")
     OmegaConf.update(cfg, "spark.conf", {"spark.driver.extraJavaOptions": "-Dfoo=1"}, merge=True)
     assert catalog.session_conf(cfg)["spark.driver.extraJavaOptions"].startswith("-Dfoo=1 -Dderby")
+    nested = conf(tmp_path, metastore="lake")   # what `--set spark.conf.spark.driver.extraJavaOptions=...` builds
+    OmegaConf.update(nested, "spark.conf", {"spark": {"driver": {"extraJavaOptions": "-Dbar=2"}}}, merge=True)
+    assert catalog.session_conf(nested)["spark.driver.extraJavaOptions"].startswith("-Dbar=2 -Dderby")
 
 
 def test_a_locked_derby_sends_the_session_to_a_private_memory_catalog(tmp_path):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from clinlake.config import load_config
-from clinlake.spark import spark_settings
+from clinlake.config import load_config, spark_settings
 
 
 def test_set_override_of_a_dotted_spark_key_is_flattened(tmp_path):
@@ -12,4 +11,4 @@ def test_set_override_of_a_dotted_spark_key_is_flattened(tmp_path):
     flat = spark_settings(cfg.spark.conf)
     assert flat["spark.sql.shuffle.partitions"] == "3" and flat["spark.sql.adaptive.enabled"] == "false"
     assert "spark" not in flat and all(isinstance(v, str) for v in flat.values())
-    assert spark_settings({"a.b": True, "c": {"d": None, "e": {"f": 1}}}) == {"a.b": "true", "c.d": "None", "c.e.f": "1"}
+    assert spark_settings({"a.b": True, "c": {"d": None, "e": {"f": 1}}}) == {"a.b": "true", "c.e.f": "1"}
