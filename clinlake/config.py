@@ -68,6 +68,13 @@ def path_of(cfg: DictConfig, value: str | os.PathLike) -> str:
     return str((root / p).resolve())
 
 
+def require_path(path: str, message: str) -> str:
+    """`path` unchanged when it exists or is a URI (checked by the reader there); else UserError(message)."""
+    if "://" not in path and not Path(path).exists():
+        raise UserError(message)
+    return path
+
+
 def lake_path(cfg: DictConfig, table: str) -> str:
     """Folder of one Delta table under the lake root."""
     root = str(cfg.lake)

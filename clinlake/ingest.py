@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import reduce
-from pathlib import Path
 from typing import Mapping
 
 from omegaconf import DictConfig
@@ -14,6 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from clinlake import omop
+from clinlake.config import require_path
 from clinlake.errors import UserError
 
 FORMATS = ("parquet", "csv", "json", "text")
@@ -26,8 +26,7 @@ def read_raw(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     """Read raw notes as received (all columns kept); text = a folder of .txt files, one note per file."""
     if fmt not in FORMATS:
         raise UserError(f"unknown --format '{fmt}' (expected one of {', '.join(FORMATS)})")
-    if "://" not in path and not Path(path).exists():
-        raise UserError(f"input not found: {path}")
+    require_path(path, f"input not found: {path}")
     if fmt == "parquet":
         return spark.read.parquet(path)
     if fmt == "csv":

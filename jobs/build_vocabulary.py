@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from clinlake import catalog, delta, tracking  # noqa: E402
-from clinlake.config import lake_path, path_of, to_dict  # noqa: E402
+from clinlake.config import lake_path, path_of, require_path, to_dict  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
@@ -59,9 +59,7 @@ def load_sources(spark: SparkSession, cfg: DictConfig) -> tuple[dict[str, list[D
         src = sources[name]
         if name in ("gazetteer", "corrections", "gem"):
             continue
-        path = path_of(cfg, src.path)
-        if not Path(path).exists() and "://" not in path:
-            raise UserError(f"vocabulary source '{name}' not found: {path}")
+        path = require_path(path_of(cfg, src.path), f"vocabulary source '{name}' not found: {path_of(cfg, src.path)}")
         version = str(src.get("version") or cfg.vocabulary.version)
         log.info("loading %s from %s", name, path)
         if name == "icd10cm":
@@ -88,8 +86,7 @@ def load_sources(spark: SparkSession, cfg: DictConfig) -> tuple[dict[str, list[D
     gazetteer = None
     if "gazetteer" in sources:
         gpath = path_of(cfg, sources.gazetteer.path)
-        if not Path(gpath).exists() and "://" not in gpath:
-            raise UserError(f"gazetteer not found: {gpath}")
+        require_path(gpath, f"gazetteer not found: {gpath}")
         gazetteer = gz.read_gazetteer(spark, gpath)
         if "corrections" in sources and Path(path_of(cfg, sources.corrections.path)).exists():
             gazetteer = gz.apply_corrections(gazetteer, gz.load_corrections(spark, path_of(cfg, sources.corrections.path)))

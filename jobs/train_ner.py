@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 
 from clinlake import delta, recognise, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
-from clinlake.config import lake_path, path_of  # noqa: E402
+from clinlake.config import lake_path, path_of, require_path  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
 log = logging.getLogger("clinlake.train_ner")
@@ -46,8 +46,7 @@ def train_gazetteer(spark: SparkSession, cfg: DictConfig) -> dict:
     table, min_precision = None, float(prec.get("min_precision", 0.0))
     if prec.get("path") and min_precision > 0:
         path = path_of(cfg, str(prec.path))
-        if not Path(path).exists() and "://" not in path:   # same rule as build_vocabulary's sources
-            raise UserError(f"models.recogniser.precision.path {path} not found (set it to \"\" to keep every phrase)")
+        require_path(path, f"models.recogniser.precision.path {path} not found (set it to \"\" to keep every phrase)")
         table = recognise.read_phrase_precision(spark, path)
     phrases = recognise.phrases_by_label(gaz, list(mcfg.labels), int(mcfg.min_count), int(mcfg.min_chars),
                                          table, min_precision, int(prec.get("min_occurrences", 3)))
