@@ -115,10 +115,11 @@ def explode_text_chunks(df, max_chars: int, text_col: str = "note_text", min_fra
     """One row per piece: text_col becomes the piece, plus chunk_index and chunk_offset; short notes are one piece.
 
     Notes that fit are passed through with their text kept in the JVM (the common case: the UDF sees a null for
-    them); only long ones' text goes through the UDF, so the cost is paid where it is needed. With `margin` > 0 each piece of a long note also
-    carries up to `margin` characters of its neighbours on each side (context for a stage that reads around a
-    mention); chunk_offset is then where that widened text starts, the piece proper is [core_start, core_end)
-    in note offsets (two more columns), and the pieces overlap instead of concatenating back to the note.
+    them); only long ones' text goes through the UDF, so the cost is paid where it is needed. With `margin` > 0
+    each piece of a long note also carries up to `margin` characters of its neighbours on each side (context for
+    a stage that reads around a mention); chunk_offset is then where that widened text starts, the piece proper is
+    [core_start, core_end) in note offsets (two more columns), and the pieces overlap instead of concatenating back
+    to the note.
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
