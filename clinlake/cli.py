@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig
 
@@ -30,6 +31,24 @@ def setup_logging() -> None:
     """Plain, quiet logging: our own INFO lines, third-party warnings only."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
+
+
+class Steps:
+    """Wall seconds per named step of a job: logged as each step ends (progress) and kept for the summary."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.log, self.seconds = logger, {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Time one step; a step entered twice adds up."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            secs = time.perf_counter() - t
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + secs, 1)
+            self.log.info("step %s: %.1fs", name, secs)
 
 
 def run_job(

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from clinlake import catalog, delta, omop, quality, tracking  # noqa: E402
-from clinlake.cli import base_parser, run_job  # noqa: E402
+from clinlake.cli import Steps, base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 from clinlake.deid import job as deid  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
@@ -39,9 +39,11 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     note_path = lake_path(cfg, "note")
     if not delta.exists(spark, note_path):
         raise UserError(f"input table {note_path} not found: run ingest_notes first")
+    step = Steps(log)
     secret = deid.secret_for(cfg)
     policy = deid.policy_for(cfg)
-    model, model_system = load_model(cfg)
+    with step("load_model"):
+        model, model_system = load_model(cfg)
     deid_system = ";".join(s for s in (f"{cfg.deid.rules_version}", model_system) if s)
     out_path, phi_path = lake_path(cfg, "note_deid"), lake_path(cfg, "phi_span")
     quarantine_path = lake_path(cfg, "note_quarantine")
@@ -59,7 +61,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         udf = __import__("udfs.deid", fromlist=["make_deid_udf"]).make_deid_udf(policy, secret)
         processed = (todo.transform(deid.with_model_spans, model, int(cfg.scale.max_chunk_chars)).transform(deid.with_deid, udf)
                      .transform(deid.with_residual_check).cache())
-        n_todo = processed.count()
+        with step("deidentify"):
+            n_todo = processed.count()
         ok = processed.filter("deid.error IS NULL AND residual IS NULL")
         bad = processed.filter("deid.error IS NOT NULL OR residual IS NOT NULL").select(
             "note_id",
@@ -73,10 +76,12 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         rows = deid.deid_rows(ok, deid_system, note_cols)
         phi = deid.phi_rows(ok, bool(cfg.deid.audit_original_text))
         n_ok, n_bad = ok.count(), bad.count()
-        gate = quality.validate(rows, cfg, "note_deid") if n_ok else {"success": True}
+        with step("quality_gate"):
+            gate = quality.validate(rows, cfg, "note_deid") if n_ok else {"success": True}
         if n_todo:
-            with delta.commit_metadata(spark, job="deidentify_notes", run_id=mrun.info.run_id, models=deid_system,
-                                       input_version=input_version):
+            with step("write_tables"), delta.commit_metadata(
+                    spark, job="deidentify_notes", run_id=mrun.info.run_id, models=deid_system,
+                    input_version=input_version):
                 # note_deid is the "done" marker the next run reads, so it is committed last: a job killed
                 # between commits redoes those notes instead of leaving them without phi_span audit rows.
                 delta.replace_for_keys(spark, phi, processed.select("note_id"), phi_path, key="note_id")
@@ -93,8 +98,10 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         mlflow.log_metrics({"notes_processed": n_todo, "deidentified": n_ok, "quarantined": n_bad,
                             "phi_spans": summary["phi_spans"]})
         processed.unpersist()
-        for table in ("note_deid", "phi_span", "note_quarantine"):
-            catalog.register(spark, cfg, table)
+        with step("register_tables"):
+            for table in ("note_deid", "phi_span", "note_quarantine"):
+                catalog.register(spark, cfg, table)
+        summary["step_seconds"] = step.seconds
         return summary
 
 

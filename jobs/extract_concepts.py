@@ -15,7 +15,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from clinlake import (  # noqa: E402
     catalog, delta, note_code, note_nlp, quality, recognise, recognisers, resolve, review, tracking)
-from clinlake.cli import base_parser, run_job  # noqa: E402
+from clinlake.cli import Steps, base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path, to_dict  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
@@ -66,6 +66,18 @@ def _pending(spark: SparkSession, notes: DataFrame, log_path: str, ref: str) -> 
     return notes.join(done, ["note_id", "text_sha256"], "left_anti")
 
 
+def _mark_processed(spark: SparkSession, pending: dict[str, DataFrame], run_id: str, log_path: str) -> None:
+    """Record (note, text fingerprint) as done by each model that processed it: the commit that ends a run."""
+    for ref, todo in pending.items():
+        processed = todo.select("note_id", "text_sha256") \
+            .withColumn("model_name", F.lit(recognisers.model_name(ref))) \
+            .withColumn("nlp_system", F.lit(ref)).withColumn("run_id", F.lit(run_id)) \
+            .withColumn("processed_at", F.current_timestamp())
+        delta.replace_for_keys(spark, processed, processed.select("note_id", "model_name"), log_path,
+                               key=["note_id", "model_name"])
+        todo.unpersist()
+
+
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     """Load recognisers by alias -> per model, notes it has not processed -> chunks -> merged NOTE_NLP per note.
 
@@ -73,7 +85,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     model; the notes it touched get their NOTE_NLP rows rebuilt from every model's stored chunks. Commit order makes a
     kill at any point safe: nlp_chunk, then note_nlp, then the processed log (the done marker) last.
     """
-    models = recognisers.load(cfg, getattr(args, "model_alias", None))
+    step = Steps(log)
+    with step("load_models"):
+        models = recognisers.load(cfg, getattr(args, "model_alias", None))
     refs = [ref for _, ref in models]
     input_path = lake_path(cfg, str(cfg.extract.input_table))
     if not delta.exists(spark, input_path):
@@ -81,7 +95,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     for t in ("gazetteer", "concept", "concept_relationship"):
         if not delta.exists(spark, lake_path(cfg, t)):
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
-    resolver, resolver_ref = resolve.load_resolver(spark, cfg)
+    with step("load_models"):
+        resolver, resolver_ref = resolve.load_resolver(spark, cfg)
     out_path, log_path = lake_path(cfg, "note_nlp"), lake_path(cfg, "nlp_processed")
     chunk_path = lake_path(cfg, "nlp_chunk")
     input_version = delta.version(spark, input_path)
@@ -102,28 +117,31 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                     input_table=str(cfg.extract.input_table), input_version=input_version)
         pending, per_model = {}, {}
         for model, ref in models:
-            todo = _pending(spark, notes, log_path, ref).cache()
-            per_model[ref] = todo.count()
+            with step("find_pending"):
+                todo = _pending(spark, notes, log_path, ref).cache()
+                per_model[ref] = todo.count()
             log.info("%s: %d of %d notes to process", ref, per_model[ref], n_input)
             if per_model[ref]:
-                chunks = recognisers.recognise_chunks(todo, model, ref, cfg.get("scale")).localCheckpoint()
+                with step("recognise"):
+                    chunks = recognisers.recognise_chunks(todo, model, ref, cfg.get("scale")).localCheckpoint()
                 keys = todo.select("note_id").withColumn("model_name", F.lit(recognisers.model_name(ref)))
-                with delta.commit_metadata(spark, **meta):
+                with step("write_nlp_chunk"), delta.commit_metadata(spark, **meta):
                     delta.replace_for_keys(spark, chunks, keys, chunk_path, key=["note_id", "model_name"])
                 pending[ref] = todo
             else:
                 todo.unpersist()
         if resolver.ref != resolve.EXACT_SYSTEM:
             # A new resolver champion recodes every note from the stored chunks; no recogniser runs again.
-            todo = _pending(spark, notes, log_path, resolver.ref).cache()
-            per_model[resolver.ref] = todo.count()
+            with step("find_pending"):
+                todo = _pending(spark, notes, log_path, resolver.ref).cache()
+                per_model[resolver.ref] = todo.count()
             if per_model[resolver.ref]:
                 pending[resolver.ref] = todo
         affected = None
         for todo in pending.values():
             ids = todo.select("note_id")
             affected = ids if affected is None else affected.unionByName(ids)
-        n_rows, n_codes, queue, gate = 0, 0, None, {"success": True}
+        n_rows, n_codes, queue, gate, per_vocab = 0, 0, None, {"success": True}, {}
         if affected is not None:
             affected = affected.distinct().cache()
             n_todo = affected.count()
@@ -131,30 +149,27 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             stored = spark.read.format("delta").load(chunk_path).filter(F.col("nlp_system").isin(refs)) \
                 .join(affected, "note_id")
             merged = stored.transform(recognisers.filter_overlaps, [recognisers.model_name(r) for r in refs])
-            rows = finish(spark, cfg, merged, todo_notes, resolver).localCheckpoint()
-            n_rows = rows.count()
-            gate = quality.validate(rows, cfg, "note_nlp") if n_rows else gate
+            with step("merge_resolve_assert"):
+                rows = finish(spark, cfg, merged, todo_notes, resolver).localCheckpoint()
+                # This run's rows only: a count over the whole table would make every small run scan the lake.
+                per_vocab = {r["vocabulary_id"] or "none": r["n"] for r in
+                             rows.groupBy("vocabulary_id").agg(F.count("*").alias("n")).collect()}
+                n_rows = sum(per_vocab.values())
+            with step("quality_gate"):
+                gate = quality.validate(rows, cfg, "note_nlp") if n_rows else gate
             with delta.commit_metadata(spark, **meta):
-                delta.replace_for_keys(spark, rows, affected, out_path, key="note_id")
-                n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
-                queue = review.write_queue(spark, cfg)                 # low-confidence mappings for terminologists
-                for ref, todo in pending.items():
-                    processed = todo.select("note_id", "text_sha256") \
-                        .withColumn("model_name", F.lit(recognisers.model_name(ref))) \
-                        .withColumn("nlp_system", F.lit(ref)).withColumn("run_id", F.lit(mrun.info.run_id)) \
-                        .withColumn("processed_at", F.current_timestamp())
-                    delta.replace_for_keys(spark, processed, processed.select("note_id", "model_name"), log_path,
-                                           key=["note_id", "model_name"])
-                    todo.unpersist()
+                with step("write_note_nlp"):
+                    delta.replace_for_keys(spark, rows, affected, out_path, key="note_id")
+                with step("write_note_code"):
+                    n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
+                with step("write_review_queue"):
+                    queue = review.write_queue(spark, cfg)             # low-confidence mappings for terminologists
+                with step("write_processed_log"):
+                    _mark_processed(spark, pending, mrun.info.run_id, log_path)
             affected.unpersist()
         else:
             n_todo = 0
         log.info("%d notes processed, %d concepts written", n_todo, n_rows)
-        total = spark.read.format("delta").load(out_path) if delta.exists(spark, out_path) else None
-        per_vocab = {}
-        if total is not None:
-            per_vocab = {r["vocabulary_id"] or "none": r["n"] for r in
-                         total.groupBy("vocabulary_id").agg(F.count("*").alias("n")).collect()}
         summary = {
             "model": ",".join(refs), "resolver": resolver_ref, "input_version": input_version, "notes_in_input": n_input,
             "notes_processed": n_todo, "notes_per_model": per_model, "concepts_written": n_rows,
@@ -164,9 +179,11 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             "concepts_per_vocabulary": per_vocab,
         }
         mlflow.log_metrics({"notes_processed": n_todo, "concepts_written": n_rows, "notes_in_input": n_input})
-        for table in ("note_nlp", "nlp_processed", "nlp_chunk"):
-            if delta.exists(spark, lake_path(cfg, table)):
-                catalog.register(spark, cfg, table)
+        with step("register_tables"):
+            for table in ("note_nlp", "nlp_processed", "nlp_chunk"):
+                if delta.exists(spark, lake_path(cfg, table)):
+                    catalog.register(spark, cfg, table)
+        summary["step_seconds"] = step.seconds
         return summary
 
 
