@@ -76,17 +76,26 @@ def corrections_path(cfg: DictConfig) -> str:
     return path_of(cfg, str(src.path))
 
 
-def with_review_candidates(note_nlp: DataFrame, threshold: float, include_unmapped: bool = True) -> DataFrame:
-    """NOTE_NLP rows -> one pending REVIEW_QUEUE row per mapping scoring below threshold (or uncoded)."""
+def with_candidate_rows(note_nlp: DataFrame, threshold: float, include_unmapped: bool = True) -> DataFrame:
+    """NOTE_NLP rows whose mapping scores below threshold (or is uncoded), keyed by normalised mention (KEY)."""
     low = F.col("score") < F.lit(float(threshold))
     if include_unmapped:
         low = low | F.col("concept_code").isNull() | F.col("score").isNull()
-    rows = (
+    return (
         note_nlp.filter(F.col("lexical_variant").isNotNull() & low)
         .withColumn("mention_norm", normalize_col(F.col("lexical_variant")))
         .filter(F.col("mention_norm") != "")
         .withColumn("concept_code", F.when(F.trim("concept_code") != "", F.col("concept_code")))
     )
+
+
+def with_review_candidates(note_nlp: DataFrame, threshold: float, include_unmapped: bool = True) -> DataFrame:
+    """NOTE_NLP rows -> one pending REVIEW_QUEUE row per mapping scoring below threshold (or uncoded)."""
+    return with_mapping_stats(with_candidate_rows(note_nlp, threshold, include_unmapped))
+
+
+def with_mapping_stats(rows: DataFrame) -> DataFrame:
+    """Candidate rows (with_candidate_rows) -> one pending REVIEW_QUEUE row per mapping, counted over those rows."""
     # Most frequent surface form per mapping, ties by text, so the exported mention is stable between runs.
     forms = rows.groupBy(*KEY, "lexical_variant").agg(F.count(F.lit(1)).alias("_n")).groupBy(*KEY).agg(
         F.sort_array(F.collect_list(F.struct((-F.col("_n")).alias("n"), F.col("lexical_variant").alias("m"))))
@@ -115,13 +124,39 @@ def _key_match(t: str = "t", s: str = "s") -> str:
     return " AND ".join(f"{t}.`{k}` <=> {s}.`{k}`" for k in KEY)
 
 
-def write_queue(spark: SparkSession, cfg: DictConfig) -> dict:
-    """Recompute candidates from the whole note_nlp table and MERGE them into review_queue (idempotent).
+def _touched_keys(spark: SparkSession, nlp_path: str, note_ids: DataFrame, before_version: int | None,
+                  threshold: float) -> DataFrame:
+    """Mapping keys the given notes carry in note_nlp now, or carried at before_version (their replaced rows)."""
+    ids = note_ids.select("note_id").distinct()
+    versions = [spark.read.format("delta").load(nlp_path)]
+    if before_version is not None:
+        versions.append(spark.read.format("delta").option("versionAsOf", before_version).load(nlp_path))
+    keys = [with_candidate_rows(v.join(ids, "note_id"), threshold).select(*KEY) for v in versions]
+    return keys[0].unionByName(keys[1]).distinct() if len(keys) > 1 else keys[0].distinct()
+
+
+def _by_key(df: DataFrame, keys: DataFrame, how: str) -> DataFrame:
+    """df rows whose mapping key is (left_semi) or is not (left_anti) among keys; null-safe, keys broadcast."""
+    renamed = keys.select(*[F.col(k).alias(f"_key_{k}") for k in KEY])
+    # Broadcast: the keys of one run's notes are few, so the lake-wide side is filtered without a shuffle.
+    return df.join(F.broadcast(renamed), [df[k].eqNullSafe(F.col(f"_key_{k}")) for k in KEY], how)
+
+
+def write_queue(spark: SparkSession, cfg: DictConfig, note_ids: DataFrame | None = None,
+                before_version: int | None = None) -> dict:
+    """Recompute candidates from note_nlp and MERGE them into review_queue (idempotent).
 
     Counts are over all notes, so they are recomputed rather than incremented: a reprocessed note must not count
     twice. New mappings are inserted pending; counts of known ones are updated (first_seen keeps the earliest,
     a decision is kept); pending mappings no longer produced are deleted, decided ones stay as the audit trail.
     Nothing is committed when nothing changed.
+
+    With note_ids (the notes a run just rewrote) and before_version (note_nlp's version before that run's write,
+    None when the table is new), only the mappings those notes carry now or carried before are recomputed, from
+    every note that carries them: the same rows as a full refresh, at the cost of what changed (an incremental
+    extraction run must not aggregate the whole lake). The export (jobs/review_queue.py) refreshes in full, which
+    also follows a changed review.threshold, and removes a pending mapping that only the rows replaced by a run
+    killed between its note_nlp and queue commits carried (the rerun's before_version no longer holds them).
     """
     from delta.tables import DeltaTable
 
@@ -131,30 +166,56 @@ def write_queue(spark: SparkSession, cfg: DictConfig) -> dict:
     nlp_path, path = lake_path(cfg, "note_nlp"), lake_path(cfg, "review_queue")
     if not delta.exists(spark, nlp_path):
         return {"review_candidates": 0, "review_changed": 0}
-    cand = with_review_candidates(spark.read.format("delta").load(nlp_path), threshold_of(cfg)).cache()
+    threshold = threshold_of(cfg)
+    rows = with_candidate_rows(spark.read.format("delta").load(nlp_path), threshold)
+    touched = None
+    if note_ids is not None:
+        touched = _touched_keys(spark, nlp_path, note_ids, before_version, threshold).cache()
+        rows = _by_key(rows, touched, "left_semi")   # the lake-wide aggregation covers those mappings only
+    cand = with_mapping_stats(rows).cache()
     delta.ensure_table(spark, path, cand)
     queue = spark.read.format("delta").load(path)
     cmp = KEY + ["mention", "score", "n_notes", "n_mentions", "nlp_system"]
     new_or_changed = cand.alias("s").join(
         queue.alias("t"), F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in cmp)), "left_anti")
-    stale = queue.filter(F.col("status") == PENDING).alias("t").join(cand.alias("s"), F.expr(_key_match()), "left_anti")
+    # Pending mappings no longer produced: all of them in a full refresh, those among the touched keys otherwise.
+    stale_scope = queue if touched is None else _by_key(queue, touched, "left_semi")
+    stale = stale_scope.filter(F.col("status") == PENDING).alias("t").join(
+        cand.alias("s"), F.expr(_key_match()), "left_anti")
     n_changed, n_stale = new_or_changed.count(), stale.count()
     n_cand = cand.count()
     if n_changed or n_stale:
         differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in cmp[len(KEY):])
-        (
-            DeltaTable.forPath(spark, path).alias("t").merge(cand.alias("s"), _key_match())
-            .whenMatchedUpdate(condition=differs, set={
-                **{c: f"s.`{c}`" for c in cmp[len(KEY):]},
-                "first_seen": "CASE WHEN t.first_seen IS NULL THEN s.first_seen "
-                              "ELSE least(t.first_seen, s.first_seen) END"})
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete(condition=f"t.status = '{PENDING}'")
-            .execute()
-        )
+        update = {**{c: f"s.`{c}`" for c in cmp[len(KEY):]},
+                  "first_seen": "CASE WHEN t.first_seen IS NULL THEN s.first_seen "
+                                "ELSE least(t.first_seen, s.first_seen) END"}
+        target = DeltaTable.forPath(spark, path).alias("t")
+        if touched is None:
+            (target.merge(cand.alias("s"), _key_match())
+             .whenMatchedUpdate(condition=differs, set=update)
+             .whenNotMatchedInsertAll()
+             .whenNotMatchedBySourceDelete(condition=f"t.status = '{PENDING}'")
+             .execute())
+        else:
+            # Touched keys with no candidate left travel as delete markers in the same source: one commit.
+            markers = _by_key(touched, cand, "left_anti")
+            markers = _conform(markers.select(*KEY, *[F.lit(None).alias(f.name) for f in REVIEW_QUEUE.fields
+                                                     if f.name not in KEY])).withColumn("_gone", F.lit(True))
+            source = cand.withColumn("_gone", F.lit(False)).unionByName(markers)
+            insert = {f.name: f"s.`{f.name}`" for f in REVIEW_QUEUE.fields}
+            (target.merge(source.alias("s"), _key_match())
+             .whenMatchedDelete(condition=f"s._gone AND t.status = '{PENDING}'")
+             .whenMatchedUpdate(condition=f"NOT s._gone AND ({differs})", set=update)
+             .whenNotMatchedInsert(condition="NOT s._gone", values=insert)
+             .execute())
         catalog.register(spark, cfg, "review_queue")
     cand.unpersist()
-    return {"review_candidates": n_cand, "review_changed": n_changed, "review_removed": n_stale}
+    if touched is not None:
+        touched.unpersist()
+    out = {"review_candidates": n_cand, "review_changed": n_changed, "review_removed": n_stale}
+    if touched is not None:
+        out["review_scope"] = "touched mappings"   # review_candidates counts those, not the whole queue
+    return out
 
 
 def with_export_columns(queue: DataFrame, concept: DataFrame | None = None) -> DataFrame:

@@ -157,13 +157,16 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                 n_rows = sum(per_vocab.values())
             with step("quality_gate"):
                 gate = quality.validate(rows, cfg, "note_nlp") if n_rows else gate
+            nlp_before = delta.version(spark, out_path)   # the rows these notes had, for the review queue
             with delta.commit_metadata(spark, **meta):
                 with step("write_note_nlp"):
                     delta.replace_for_keys(spark, rows, affected, out_path, key="note_id")
                 with step("write_note_code"):
                     n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
                 with step("write_review_queue"):
-                    queue = review.write_queue(spark, cfg)             # low-confidence mappings for terminologists
+                    # low-confidence mappings for terminologists: those these notes carry or carried
+                    # (a run over every note refreshes in full: cheaper than finding what it touched)
+                    queue = review.write_queue(spark, cfg, affected if n_todo < n_input else None, nlp_before)
                 with step("write_processed_log"):
                     _mark_processed(spark, pending, mrun.info.run_id, log_path)
             affected.unpersist()

@@ -128,6 +128,60 @@ def test_merge_corrections_keeps_the_newest_decision():
     assert {(normalize(r["mention"]), r["decision"]) for r in got} == {("fiebre", "accept"), ("tos", "accept")}
 
 
+NLP_SCHEMA = ("note_id long, lexical_variant string, label string, vocabulary_id string, concept_code string, "
+              "score double, nlp_datetime timestamp, nlp_system string")
+
+
+def test_incremental_refresh_equals_a_full_one(spark, tmp_path):
+    """write_queue over the notes a run rewrote gives the queue a full recomputation gives; decisions are kept."""
+    from delta.tables import DeltaTable
+
+    from clinlake import delta
+    from tests.conftest import test_config
+
+    cfg = test_config(tmp_path)
+    path = lake_path(cfg, "note_nlp")
+    spark.createDataFrame([
+        (1, "Carcinoma", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8010/3", 0.3, T2, "m@1"),
+        (1, "HTA", "DIAGNOSTICO", "ICD10CM", "I10", 0.2, T1, "m@1"),          # only note 1: untouched below
+        (2, "carcinoma", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8010/3", 0.3, T1, "m@1"),
+        (2, "tumor raro", "DIAGNOSTICO", "ICD10CM", None, None, T2, "m@1"),
+        (3, "masa", "DIAGNOSTICO", "ICD10CM", "R22.9", 0.2, T1, "m@1"),      # only note 3, pending: goes
+        (3, "quiste", "DIAGNOSTICO", "ICD10CM", "N83.2", 0.1, T1, "m@1"),    # only note 3, decided: stays
+        (None, None, None, None, None, None, None, None),
+    ], NLP_SCHEMA).write.format("delta").save(path)
+    assert review.write_queue(spark, cfg)["review_candidates"] == 5
+    qpath = lake_path(cfg, "review_queue")
+    DeltaTable.forPath(spark, qpath).update("mention_norm = 'quiste'", {"status": "'reject'"})
+    before = delta.version(spark, path)
+    rewritten = spark.createDataFrame([
+        (2, "carcinoma", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8010/3", 0.4, T2, "m@2"),   # score and count change
+        (2, "carcinoma", "MORFOLOGIA_NEOPLASIA", "ICDO3", "8010/3", 0.4, T2, "m@2"),
+        (3, "masa", "DIAGNOSTICO", "ICD10CM", "R22.9", 0.9, T2, "m@2"),      # now confident
+        (4, "Nódulo", "DIAGNOSTICO", "ICD10CM", None, None, T2, "m@2"),      # a new note, a new mapping
+        (4, "tumor raro", "DIAGNOSTICO", "ICD10CM", None, None, T1, "m@2"),  # note 2 no longer has it; note 4 does
+    ], NLP_SCHEMA)
+    ids = spark.createDataFrame([(2,), (3,), (4,)], "note_id long")
+    delta.replace_for_keys(spark, rewritten, ids, path, key="note_id")
+
+    got = review.write_queue(spark, cfg, ids, before)
+
+    queue = spark.read.format("delta").load(qpath)
+    # touched: carcinoma, tumor raro, masa, quiste, nodulo (not hta); masa's pending row removed
+    assert (got["review_candidates"], got["review_removed"]) == (3, 1)
+    assert [r["mention_norm"] for r in queue.filter("status = 'reject'").collect()] == ["quiste"]
+    assert queue.filter("mention_norm = 'masa'").count() == 0
+    carcinoma = queue.filter("mention_norm = 'carcinoma'").first()
+    assert (carcinoma["score"], carcinoma["n_notes"], carcinoma["n_mentions"], carcinoma["first_seen"]) == (0.4, 2, 3, T1)
+    # a full refresh finds nothing to change (no new version), and its candidates are the pending rows
+    version = delta.version(spark, qpath)
+    assert review.write_queue(spark, cfg) == {"review_candidates": 4, "review_changed": 0, "review_removed": 0}
+    assert delta.version(spark, qpath) == version
+    full = review.with_review_candidates(spark.read.format("delta").load(path), review.threshold_of(cfg))
+    assertDataFrameEqual(queue.filter("status = 'pending'").drop("first_seen"),
+                         full.drop("first_seen"))
+
+
 # ---------------------------------------------------------------- the whole loop on the bundled sample
 
 
