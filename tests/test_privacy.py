@@ -1,8 +1,9 @@
 """Privacy: after a demo-like run over PHI-seeded notes, no note text and no PHI value outside restricted tables.
 
 The bundled sample notes are MEDDOCAN cases whose gold PHI is in sample/corpora/meddocan. The chain runs as
-subprocesses (their stdout/stderr are the logs scanned), followed by a privacy-preserving export and one failing
-invocation whose input carries PHI (the exception path). scripts/privacy_scan.py then searches logs, the MLflow store
+subprocesses (their stdout/stderr are the logs scanned), followed by a privacy-preserving export, the
+terminologists' review CSV, a federated study package with its network merge, and one failing invocation whose
+input carries PHI (the exception path). scripts/privacy_scan.py then searches logs, the MLflow store
 (SQLite + artifacts: params, metrics, tags, models), Great Expectations results and Data Docs, and the exports.
 """
 
@@ -90,6 +91,15 @@ def demo_run(tmp_path_factory):
                   logs / "review_export.log")
     assert review.returncode == 0, review.stderr[-3000:]
     assert len((exports / "review_queue.csv").read_text(encoding="utf-8").splitlines()) > 1, "empty review export"
+    # A federated study's package and the network merge are what leaves the hospital: aggregates only.
+    example = ROOT / "conf" / "studies" / "example.yaml"
+    study = _job([str(ROOT / "jobs" / "run_study.py"), *common, "--study", str(example), "--site-id", "demo",
+                  "--out", str(exports / "study_demo")], logs / "run_study.log")
+    assert study.returncode == 0, study.stderr[-3000:]
+    merged = _job([str(ROOT / "scripts" / "merge_sites.py"), "--packages", str(exports / "study_demo"),
+                   "--out", str(exports / "study_network")], logs / "merge_sites.log")
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    assert any((exports / "study_network").iterdir()), "the merge wrote nothing"
     # The exception path: JSON read as CSV makes note text the header; the error must not echo it.
     failed = _job([str(ROOT / "jobs" / "ingest_notes.py"), *common, "--input", str(NOTES), "--format", "csv"],
                   logs / "failed_ingest.log")
