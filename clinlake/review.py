@@ -153,10 +153,11 @@ def write_queue(spark: SparkSession, cfg: DictConfig, note_ids: DataFrame | None
 
     With note_ids (the notes a run just rewrote) and before_version (note_nlp's version before that run's write,
     None when the table is new), only the mappings those notes carry now or carried before are recomputed, from
-    every note that carries them: the same rows as a full refresh, at the cost of what changed (an incremental
-    extraction run must not aggregate the whole lake). The export (jobs/review_queue.py) refreshes in full, which
-    also follows a changed review.threshold, and removes a pending mapping that only the rows replaced by a run
-    killed between its note_nlp and queue commits carried (the rerun's before_version no longer holds them).
+    every note that carries them: the same rows as a full refresh. Every low-score row is still read (its
+    mention normalised to find its key), but only the touched mappings are aggregated, compared and merged.
+    The export (jobs/review_queue.py) refreshes in full, which also follows a changed review.threshold, and
+    removes a pending mapping that only the rows replaced by a run killed between its note_nlp and queue commits
+    carried (the rerun's before_version no longer holds them).
     """
     from delta.tables import DeltaTable
 
