@@ -86,6 +86,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     kill at any point safe: nlp_chunk, then note_nlp, then the processed log (the done marker) last.
     """
     step = Steps(log)
+    refresh = cfg.review.get("refresh", "full")
+    if refresh not in ("full", "incremental"):
+        raise UserError(f"review.refresh must be 'full' or 'incremental', got '{refresh}'")
     with step("load_models"):
         models = recognisers.load(cfg, getattr(args, "model_alias", None))
     refs = [ref for _, ref in models]
@@ -164,9 +167,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                 with step("write_note_code"):
                     n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
                 with step("write_review_queue"):
-                    # low-confidence mappings for terminologists: those these notes carry or carried
-                    # (a run over every note refreshes in full: cheaper than finding what it touched)
-                    queue = review.write_queue(spark, cfg, affected if n_todo < n_input else None, nlp_before)
+                    # low-confidence mappings for terminologists; review.refresh says full or only touched ones
+                    incremental = refresh == "incremental" and n_todo < n_input
+                    queue = review.write_queue(spark, cfg, affected if incremental else None, nlp_before)
                 with step("write_processed_log"):
                     _mark_processed(spark, pending, mrun.info.run_id, log_path)
             affected.unpersist()

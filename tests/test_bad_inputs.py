@@ -310,6 +310,7 @@ def test_spark_side_invocation_errors_are_one_line_and_write_nothing(spark, lake
         ("deidentify_notes", empty, "not found: run ingest_notes first"),
         ("extract_concepts", shared + ["--model-alias", "nosuch"], "not found in the registry"),
         ("extract_concepts", shared + ["--model-alias", corrupt], "cannot be loaded"),
+        ("extract_concepts", shared + ["--set", "review.refresh=incremntal"], "review.refresh must be"),
     ]
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda c: (c, _run(c[0], c[1])), cases))
