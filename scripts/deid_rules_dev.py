@@ -1,9 +1,15 @@
-"""Rule-only precision/recall per PHI type on MEDDOCAN dev (strict span+label, and overlap recall)."""
+"""Precision/recall per PHI type on MEDDOCAN dev (strict span+label, and overlap recall): rules, or rules + model.
+
+Rules alone by default. `--model-spans FILE` adds a model's spans (JSON lines `{"doc_id", "spans": [{start, end,
+label, score}]}`, e.g. dumped from `deid.with_model_spans` over the dev texts) and scores the merged path the
+deidentify job runs, so merge-policy changes can be measured without re-running the model.
+"""
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import sys
 from pathlib import Path
 
@@ -11,8 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clinlake.corpora.brat import read_brat_folder  # noqa: E402
-from clinlake.deid.merge import merge_spans  # noqa: E402
+from clinlake.deid.merge import merge_spans, tidy_model_spans  # noqa: E402
 from clinlake.deid.rules import find_all  # noqa: E402
+from clinlake.deid.types import Span  # noqa: E402
+
+
+def read_model_spans(path: str) -> dict[str, list[Span]]:
+    """doc_id -> model spans, from a JSON-lines dump."""
+    out: dict[str, list[Span]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            out[row["doc_id"]] = [Span(int(s["start"]), int(s["end"]), s["label"], "model:ner",
+                                       score=float(s.get("score") or 1.0)) for s in row["spans"]]
+    return out
 
 
 def main() -> None:
@@ -21,12 +39,15 @@ def main() -> None:
     ap.add_argument("--folder", default=str(ROOT / ".." / "shared" / "corpora" / "meddocan" / "dev"))
     ap.add_argument("--show-fn", default="", help="print missed gold spans of this type")
     ap.add_argument("--show-fp", default="", help="print false positives of this type")
+    ap.add_argument("--model-spans", default="", help="JSON lines of model spans per doc_id, merged with the rules")
     args = ap.parse_args()
+    model = read_model_spans(args.model_spans) if args.model_spans else {}
     gold_n, pred_n, tp, touched = (collections.Counter() for _ in range(4))
     chars_gold = chars_hit = 0
     for doc_id, text, ann in read_brat_folder(args.folder):
         gold = {(e.start, e.end, e.type) for e in ann.entities.values()}
-        pred = {(s.start, s.end, s.label) for s in merge_spans(find_all(text))}
+        spans = merge_spans(find_all(text) + tidy_model_spans(model.get(doc_id, []), text), text_length=len(text))
+        pred = {(s.start, s.end, s.label) for s in spans}
         covered = [False] * (len(text) + 1)
         for s, e, _ in pred:
             for i in range(s, e):
@@ -55,7 +76,7 @@ def main() -> None:
         print(f"{t:36s} {gold_n[t]:5d} {pred_n[t]:5d} {tp[t]:5d} {p:6.3f} {r:6.3f} {tr:6.3f}")
     all_tp, all_p, all_g = sum(tp.values()), sum(pred_n.values()), sum(gold_n.values())
     print(f"{'ALL (strict)':36s} {all_g:5d} {all_p:5d} {all_tp:5d} {all_tp / all_p:6.3f} {all_tp / all_g:6.3f}")
-    print(f"gold PHI characters covered by some rule span: {chars_hit / chars_gold:.3f}")
+    print(f"gold PHI characters covered by some span: {chars_hit / chars_gold:.3f}")
 
 
 if __name__ == "__main__":

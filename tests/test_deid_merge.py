@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clinlake.deid.merge import has_overlaps, merge_spans
+from clinlake.deid.merge import has_overlaps, join_adjacent, merge_spans, strip_titles, tidy_model_spans
 from clinlake.deid.types import Span
 
 
@@ -35,6 +35,38 @@ def test_tie_by_detector_priority_then_score():
     assert merge_spans([model, rule], priority={"model": 5, "rule": 1}) == [model]
     low, high = Span(0, 5, "CALLE", "model:a", 0.2), Span(0, 5, "HOSPITAL", "model:b", 0.9)
     assert merge_spans([low, high]) == [high]
+
+
+def _texts(text: str, spans: list[Span]) -> list[tuple[str, str]]:
+    """(covered text, label) of each span, in order."""
+    return [(text[s.start:s.end], s.label) for s in spans]
+
+
+def test_model_pieces_follow_meddocan_conventions():
+    # the sentence detector cut after "Avda.", the tokenizer kept "Dr.Jorge", the model took the final period
+    text = "Remitido por: Dr.Jorge Subirá Ríos. Avda. Gaspar Aguilar, 90. C/ Vitruvio, 2..\nAvda.\nMayor"
+
+    def at(piece: str, label: str, score: float = 1.0, after: int = 0) -> Span:
+        start = text.index(piece, after)
+        return Span(start, start + len(piece), label, "model:ner", score)
+
+    model = [at("Dr.Jorge Subirá Ríos", "NOMBRE_PERSONAL_SANITARIO", 0.9), at("Avda.", "CALLE", 0.8),
+             at("Gaspar Aguilar, 90", "CALLE", 0.7), at("C/ Vitruvio, 2..", "CALLE", 0.9),
+             at("Avda.", "CALLE", after=70), at("Mayor", "CALLE")]  # fmt: skip
+    out = tidy_model_spans(model, text)
+    assert _texts(text, out) == [("Jorge Subirá Ríos", "NOMBRE_PERSONAL_SANITARIO"),
+                                 ("Avda. Gaspar Aguilar, 90", "CALLE"), ("C/ Vitruvio, 2", "CALLE"),
+                                 ("Avda", "CALLE"), ("Mayor", "CALLE")]  # a line break keeps two mentions apart
+    assert out[1].score == 0.7  # the joined span keeps the lower score
+
+
+def test_join_leaves_other_labels_and_non_space_gaps_alone():
+    text = "Ana Pérez Luis Gómez; Calle Mayor, 3"
+    names = [Span(0, 9, "NOMBRE_SUJETO_ASISTENCIA", "model:ner"), Span(10, 20, "NOMBRE_SUJETO_ASISTENCIA", "model:ner")]
+    assert join_adjacent(names, text) == names
+    street = [Span(22, 33, "CALLE", "model:ner"), Span(35, 36, "CALLE", "model:ner")]
+    assert join_adjacent(street, text) == street  # ", " is not a space-only gap
+    assert strip_titles([Span(0, 9, "CALLE", "model:ner")], "Dr. Fleming") == [Span(0, 9, "CALLE", "model:ner")]
 
 
 def test_loser_keeps_its_uncovered_characters():

@@ -183,6 +183,22 @@ def test_sex_and_header_fields():
         assert expected in got
 
 
+def test_header_names_stop_at_an_address_and_places_are_listed_one_by_one():
+    text = ("Remitido por: Dr. Héctor Pastor Navarro. Av. San Antonio, 47.\n"
+            "Responsable clínico: Doctora Marta García Torrelles Apartado de Correos 20134\n"
+            "Médico: Marta Ortega MartínezNºCol: 06 06 12345.\n"
+            "Responsable clínico: Dr. Pablo L. Guzmán Martínez-Valls\n"
+            "Localidad/ Provincia: Puerto de Santa María (Cádiz).\n"
+            "Localidad/ Provincia: Alcalá de Guadaíra, Sevilla.\n")  # fmt: skip
+    got = {(text[s.start:s.end], s.label) for s in rules.find_header_fields(text)}
+    assert got == {("Héctor Pastor Navarro", "NOMBRE_PERSONAL_SANITARIO"),
+                   ("Marta García Torrelles", "NOMBRE_PERSONAL_SANITARIO"),
+                   ("Marta Ortega Martínez", "NOMBRE_PERSONAL_SANITARIO"),
+                   ("Pablo L. Guzmán Martínez-Valls", "NOMBRE_PERSONAL_SANITARIO"),
+                   ("Puerto de Santa María", "TERRITORIO"), ("Cádiz", "TERRITORIO"),
+                   ("Alcalá de Guadaíra", "TERRITORIO"), ("Sevilla", "TERRITORIO")}  # fmt: skip
+
+
 def test_spanish_number_words():
     assert rules.spanish_number("sesenta y tres") == 63
     assert rules.spanish_number("91") == 91

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from clinlake.deid.dates import shift_date_text
-from clinlake.deid.merge import DEFAULT_PRIORITY, has_overlaps, merge_spans
+from clinlake.deid.merge import DEFAULT_JOIN_LABELS, DEFAULT_PRIORITY, has_overlaps, merge_spans
 from clinlake.deid.rules import spanish_number
 from clinlake.deid.surrogates import DeidSecret, as_secret, offset_days, surrogate
 from clinlake.deid.types import Span
@@ -85,6 +85,7 @@ class DeidPolicy:
     age_threshold: int = 89
     age_generalised: str = "90 o más años"
     detector_priority: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY))
+    join_labels: frozenset[str] = DEFAULT_JOIN_LABELS  # model pieces of these labels joined across spaces
     max_chars: int = 5_000_000
 
     def __post_init__(self) -> None:
@@ -115,6 +116,8 @@ class DeidPolicy:
         if "date_shift_range" in cfg:
             lo, hi = cfg.pop("date_shift_range")  # type: ignore[misc]
             kw["date_shift_range"] = (int(lo), int(hi))
+        if "join_labels" in cfg:
+            kw["join_labels"] = frozenset(str(x) for x in cfg.pop("join_labels"))  # type: ignore[union-attr]
         kw.update(cfg)
         return cls(**kw)  # type: ignore[arg-type]
 
