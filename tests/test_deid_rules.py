@@ -199,6 +199,12 @@ def test_header_names_stop_at_an_address_and_places_are_listed_one_by_one():
                    ("Alcalá de Guadaíra", "TERRITORIO"), ("Sevilla", "TERRITORIO")}  # fmt: skip
 
 
+def test_relatives_named_by_a_possessive():
+    text = "Acude con su pareja. Sus padres viven. La madre de la paciente; su tratamiento; el hijo del vecino."
+    got = _found(text, rules.find_relatives)
+    assert got == [("pareja", "FAMILIARES_SUJETO_ASISTENCIA"), ("padres", "FAMILIARES_SUJETO_ASISTENCIA")]
+
+
 def test_spanish_number_words():
     assert rules.spanish_number("sesenta y tres") == 63
     assert rules.spanish_number("91") == 91

@@ -418,6 +418,18 @@ def find_sex(text: str) -> list[Span]:
                           for m in _windowed(text, SEX_RES) if m.group("val"))  # fmt: skip
 
 
+# A relative of the patient named by a possessive ("su pareja", "sus padres"): MEDDOCAN annotates the kinship word
+# as FAMILIARES_SUJETO_ASISTENCIA (train: 37 of 44 such mentions exactly, 6 more inside a longer span).
+_KIN = (r"pareja|espos[oa]|marido|madre|padres?|herman[oa]s?|hij[oa]s?|abuel[oa]s?|t[ií][oa]s?|prim[oa]s?|"
+        r"sobrin[oa]s?|niet[oa]s?|familiar(?:es)?|novi[oa]|suegr[oa]s?|cuñad[oa]s?")
+RELATIVE_RE = _c(r"\bsus?[ \t]+(?P<val>" + _KIN + r")\b", I)
+
+
+def find_relatives(text: str) -> list[Span]:
+    """Kinship words after 'su'/'sus': the patient's relatives."""
+    return [_span(m, "FAMILIARES_SUJETO_ASISTENCIA", "rule:relative", "val", score=0.7) for m in RELATIVE_RE.finditer(text)]
+
+
 def find_header_fields(text: str) -> list[Span]:
     """Values of report header fields (Nombre, Apellidos, Médico, Domicilio, Localidad, País)."""
     out = []
@@ -446,6 +458,7 @@ MATCHERS: dict[str, Callable[[str], list[Span]]] = {
     "age": find_ages,
     "sex": find_sex,
     "header": find_header_fields,
+    "relative": find_relatives,
 }
 
 
