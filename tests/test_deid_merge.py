@@ -60,6 +60,14 @@ def test_model_pieces_follow_meddocan_conventions():
     assert out[1].score == 0.7  # the joined span keeps the lower score
 
 
+def test_a_list_of_relatives_is_one_span_per_relative():
+    text = "Destaca que tanto su madre como su abuela, y su hermano (gemelo) fallecieron."
+    start = text.index("madre")
+    end = text.index(") fall") + 1
+    out = tidy_model_spans([Span(start, end, "FAMILIARES_SUJETO_ASISTENCIA", "model:ner")], text)
+    assert [t for t, _ in _texts(text, out)] == ["madre", "abuela", "hermano", "gemelo"]
+
+
 def test_join_leaves_other_labels_and_non_space_gaps_alone():
     text = "Ana Pérez Luis Gómez; Calle Mayor, 3"
     names = [Span(0, 9, "NOMBRE_SUJETO_ASISTENCIA", "model:ner"), Span(10, 20, "NOMBRE_SUJETO_ASISTENCIA", "model:ner")]

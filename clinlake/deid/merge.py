@@ -140,10 +140,34 @@ def strip_trailing_periods(spans: Iterable[Span], text: str,
     return out
 
 
+# MEDDOCAN annotates each relative on its own ("su [madre] y su [padre]"); the model often takes the list whole.
+_RELATIVE_LIST_SEP = re.compile(r"\s*[,;()]?\s*\b(?:y|e|como)\s+(?:(?:sus?|la|el|los|las)\s+)?|\s*[,;()]\s*")
+RELATIVE_LABELS: frozenset[str] = frozenset({"FAMILIARES_SUJETO_ASISTENCIA"})
+
+
+def split_relatives(spans: Iterable[Span], text: str, labels: Iterable[str] = RELATIVE_LABELS) -> list[Span]:
+    """Spans of `labels` cut at 'y su', 'como su', commas and parentheses into one span per relative."""
+    wanted = frozenset(labels)
+    out: list[Span] = []
+    for span in spans:
+        if span.label not in wanted:
+            out.append(span)
+            continue
+        pos = span.start
+        for m in _RELATIVE_LIST_SEP.finditer(text, span.start, span.end):
+            if m.start() > pos:
+                out.append(Span(pos, m.start(), span.label, span.detector, span.score))
+            pos = max(pos, m.end())
+        if pos < span.end:
+            out.append(Span(pos, span.end, span.label, span.detector, span.score))
+    return out
+
+
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles and
-    trailing periods left out (docs/deid.md "Model spans")."""
-    return strip_trailing_periods(strip_titles(join_adjacent(spans, text, join_labels), text), text)
+    trailing periods left out, lists of relatives cut (docs/deid.md "Model spans")."""
+    joined = join_adjacent(spans, text, join_labels)
+    return split_relatives(strip_trailing_periods(strip_titles(joined, text), text), text)
 
 
 def has_overlaps(spans: Iterable[Span]) -> bool:
