@@ -34,6 +34,17 @@ def test_plain_function_deidentifies_and_reports_spans():
         assert out["deid_text"][s["new_start"] : s["new_end"]] == s["replacement"]
 
 
+def test_model_pieces_are_tidied_before_the_merge_as_the_policy_says():
+    text = "Vive en Avda. Gaspar Aguilar, 90 con su madre."
+    a, b = text.index("Avda."), text.index("Gaspar")
+    pieces = [{"start": a, "end": a + 5, "label": "CALLE"}, {"start": b, "end": b + 18, "label": "CALLE"}]
+    joined = deidentify_text(text, "p1", pieces, POLICY, SECRET)["spans"]
+    assert [(s["start"], s["end"], s["label"]) for s in joined if s["label"] == "CALLE"] == [(a, b + 18, "CALLE")]
+    apart = deidentify_text(text, "p1", pieces, DeidPolicy.from_dict({"join_labels": []}), SECRET)["spans"]
+    # not joined: two streets, the first without its trailing period
+    assert [(s["start"], s["end"]) for s in apart if s["label"] == "CALLE"] == [(a, a + 4), (b, b + 18)]
+
+
 @pytest.mark.parametrize(
     ("text", "person", "error"),
     [(None, "p", "null text"), (b"\xff\xfe bad", "p", "invalid UTF-8"), ("texto", None, "null person_id")],
