@@ -53,6 +53,9 @@ def test_spanish_uncertainty_is_not_negation(text, concept, certainty, trigger):
 def test_spanish_experiencer_and_history():
     fam = one("Madre con cáncer de mama.", "cáncer de mama")
     assert (fam.experiencer, fam.experiencer_trigger, fam.term_exists) == ("family", "Madre", "N")
+    # de-identification masks a relative as [FAMILIAR]: the family history must stay the family's
+    masked = one("Antecedentes: su [FAMILIAR] con cáncer de mama.", "cáncer de mama")
+    assert (masked.experiencer, masked.experiencer_trigger, masked.term_exists) == ("family", "[FAMILIAR]", "N")
     hist = one("Antecedentes de IAM en 2015.", "IAM")
     assert (hist.temporality, hist.temporality_trigger, hist.term_exists) == ("historical", "Antecedentes de", "Y")
     hyp = one("Si presenta fiebre, acudir a urgencias.", "fiebre")
