@@ -19,8 +19,9 @@ demo: setup
 # start-ups overlap. Measured on a 2-core machine: 21.6 min, 464 passed (2026-11-29, Delta snapshotPartitions 2 in
 # conf/test.yaml and in-process reruns in the kill tests; 23.8 and 25.6 min, 467 passed, on the final code of that day);
 # 35.1 min before that, 41.6 min before the shared
-# vocabulary fixture, 46.1 min serial. Latest: 29.2 min, 471 passed, 1 skipped (Spark Connect without grpcio) on
-# 2026-12-03's AMD EPYC VM, nothing else running; CI took 22-25 min on the stops of 2026-11-30 to 12-02.
+# vocabulary fixture, 46.1 min serial. Latest: 31.5 min, 476 passed, 1 skipped (Spark Connect without grpcio) on
+# 2026-12-03 (29.2 min that morning with 471 tests); CI took 22-25 min on the stops of 2026-11-30 to 12-02, 33 min
+# with set-up on 12-03.
 test: setup
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 
