@@ -20,6 +20,7 @@ from clinlake.corpora.brat import read_brat_folder  # noqa: E402
 from clinlake.deid.merge import merge_spans, tidy_model_spans  # noqa: E402
 from clinlake.deid.rules import find_all  # noqa: E402
 from clinlake.deid.types import Span  # noqa: E402
+from udfs.deid import _model_span  # noqa: E402
 
 
 def read_model_spans(path: str) -> dict[str, list[Span]]:
@@ -28,8 +29,7 @@ def read_model_spans(path: str) -> dict[str, list[Span]]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            out[row["doc_id"]] = [Span(int(s["start"]), int(s["end"]), s["label"], "model:ner",
-                                       score=float(s.get("score") or 1.0)) for s in row["spans"]]
+            out[row["doc_id"]] = [_model_span(s) for s in row["spans"]]  # as the deidentify UDF reads them
     return out
 
 
