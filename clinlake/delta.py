@@ -45,14 +45,26 @@ class commit_metadata:
 
 
 def ensure_table(spark: SparkSession, path: str, df: DataFrame, partition_by: Iterable[str] = ()) -> None:
-    """Create an empty Delta table with df's schema if none exists yet."""
+    """Create an empty Delta table with df's schema if none exists yet; add df's new columns to an older one."""
     if exists(spark, path):
+        add_missing_columns(spark, path, df)
         return
     writer = df.limit(0).write.format("delta").mode("append")
     parts = list(partition_by)
     if parts:
         writer = writer.partitionBy(*parts)
     writer.save(path)
+
+
+def add_missing_columns(spark: SparkSession, path: str, df: DataFrame) -> list[str]:
+    """Add to the table the (nullable) columns df has and it lacks: a lake written by an older release takes the new
+    columns of a newer one (old rows read them as null) instead of failing the job's MERGE."""
+    have = {c.lower() for c in spark.read.format("delta").load(path).columns}
+    new = [f for f in df.schema.fields if f.name.lower() not in have]
+    if new:
+        cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({cols})")
+    return [f.name for f in new]
 
 
 def merge_insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType
 
 from clinlake import omop
 
@@ -47,4 +48,6 @@ def to_note_nlp(df: DataFrame, snippet_chars: int = 60) -> DataFrame:
         .withColumn("nlp_datetime", F.current_timestamp())
         .withColumn("note_text_sha256", F.col("text_sha256"))
     )
+    if "candidates" not in out.columns:   # the exact-lookup fallback ranks nothing
+        out = out.withColumn("candidates", F.lit(None).cast(ArrayType(omop.CANDIDATE)))
     return out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in omop.NOTE_NLP.fields])

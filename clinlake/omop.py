@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DateType,
     DoubleType,
@@ -65,6 +66,16 @@ NOTE_NLP_CDM = StructType(
     ]
 )
 
+# One ranked code of the resolver's top-k for a mention (score: calibrated probability that it is the right code).
+CANDIDATE = StructType(
+    [
+        StructField("rank", IntegerType(), True),
+        StructField("vocabulary_id", StringType(), True),
+        StructField("concept_code", StringType(), True),
+        StructField("score", DoubleType(), True),
+    ]
+)
+
 NOTE_NLP_EXTRA = StructType(
     [
         StructField("offset_start", IntegerType(), False),  # char offset into note_deid.note_text
@@ -82,6 +93,8 @@ NOTE_NLP_EXTRA = StructType(
         StructField("experiencer_trigger", StringType(), True),
         StructField("temporality_trigger", StringType(), True),
         StructField("note_text_sha256", StringType(), True),
+        # The resolver's top-k codes for the mention, rank 1 = concept_code (null when no trained resolver ran).
+        StructField("candidates", ArrayType(CANDIDATE), True),
     ]
 )
 
