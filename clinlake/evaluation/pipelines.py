@@ -1,7 +1,7 @@
 """Deployed-pipeline predictors for the evaluation job: the production code paths, models by registry alias.
 
 - coding/codiesp and ner/cantemist: jobs.extract_concepts.extract (recogniser by alias -> resolver -> assertion),
-  exactly what writes note_nlp; CodiEsp-D/P rankings are built from present mentions as note_code would be.
+  exactly what writes note_nlp; CodiEsp-D/P rankings are built by note_code's own ranking (clinlake.note_code.with_note_codes).
 - deid/meddocan: the deidentify_notes stage (rules + deid NER by alias when registered -> merge -> replace).
 - ner/pharmaconer: the drug recogniser by alias.
 """
@@ -39,7 +39,7 @@ def _extract(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> tuple[lis
     frame, back = _notes_frame(spark, notes_df)
     rows = extract(spark, cfg, frame, models).select(
         "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
-        "term_exists").collect()
+        "term_exists", "candidates").collect()
     return rows, back, ",".join(ref for _, ref in models)
 
 
@@ -62,13 +62,16 @@ def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None) 
 
 def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[str, dict[str, list[str]]]:
     """Per label, per document, codes ranked by clinlake.note_code.with_note_codes (what note_code stores)."""
-    from clinlake.note_code import with_note_codes
+    from clinlake.note_code import candidates_per_mention, with_note_codes
 
     frame = spark.createDataFrame(
-        [(r["note_id"], r["label"], r["concept_code"], r["score"], r["term_exists"], r["offset_start"]) for r in rows],
-        "note_id long, label string, concept_code string, score double, term_exists string, offset_start int")
+        [(r["note_id"], r["label"], r["concept_code"], r["score"], r["term_exists"], r["offset_start"],
+          r.asDict().get("candidates")) for r in rows],
+        "note_id long, label string, concept_code string, score double, term_exists string, offset_start int, "
+        "candidates array<struct<rank:int,vocabulary_id:string,concept_code:string,score:double>>")
     vocab = F.create_map(*[F.lit(str(x)) for kv in cfg.extract.label_vocabularies.items() for x in kv])
-    ranked = with_note_codes(frame.withColumn("vocabulary_id", vocab[F.col("label")])) \
+    ranked = with_note_codes(frame.withColumn("vocabulary_id", vocab[F.col("label")]),
+                             candidates_per_mention(cfg)) \
         .select("note_id", "vocabulary_id", "concept_code", "rank").collect()
     labels = {str(v): str(k) for k, v in cfg.extract.label_vocabularies.items()}
     out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
