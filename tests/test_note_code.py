@@ -6,6 +6,7 @@ import math
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
 from clinlake.note_code import NOTE_CODE, NULL_SCORE, with_concept_ids, with_note_codes
@@ -147,3 +148,19 @@ def test_a_lake_written_before_the_present_columns_takes_them(spark, cfg, nlp):
     got = sorted((r["note_id"], r["concept_code"], r["present"]) for r in table.filter("concept_code in ('C', 'G')")
                  .collect())
     assert got == [(1, "C", False), (2, "G", None)]   # note 2's old rows read the new columns as null
+
+
+def test_an_old_note_nlp_table_takes_the_nested_candidates_column(spark, tmp_path):
+    """The NOTE_NLP extension column is an array of structs: its DDL must survive the additive migration."""
+    from clinlake import delta, omop
+
+    path = str(tmp_path / "note_nlp")
+    spark.createDataFrame([(1, "A")], "note_nlp_id long, concept_code string").write.format("delta").save(path)
+    new = spark.createDataFrame([(2, "B", [(1, "ICD10CM", "B", 0.9)])], StructType(
+        [StructField("note_nlp_id", LongType()), StructField("concept_code", StringType()),
+         StructField("candidates", ArrayType(omop.CANDIDATE))]))
+    assert delta.add_missing_columns(spark, path, new) == ["candidates"]
+    assert delta.add_missing_columns(spark, path, new) == []          # idempotent: nothing left to add
+    delta.replace_for_keys(spark, new, new.select("note_nlp_id"), path, key="note_nlp_id")
+    got = {r["note_nlp_id"]: r["candidates"] for r in spark.read.format("delta").load(path).collect()}
+    assert got[1] is None and got[2][0]["concept_code"] == "B" and got[2][0]["score"] == 0.9
