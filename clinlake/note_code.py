@@ -7,8 +7,9 @@ rank 1 = best.
 
 Score (documented, in [0, 1]): noisy-OR over the supporting (mention, code) pairs,
 ``score = 1 - prod_i (1 - s_i)``, i.e. the probability that at least one mention really carries the code when
-each is right with probability s_i (the resolver's calibrated score of that code for that mention, clipped to
-[0, 1]; a null score counts as `NULL_SCORE`). More mentions and more confident mentions both raise it, and it
+each is right with probability s_i = w * p: p the resolver's calibrated score of that code for that mention
+(clipped to [0, 1]; a null score counts as `NULL_SCORE`), w the mention's `phrase_precision` (how often annotators
+coded that phrase where it occurs in the training texts; 1 when unknown). More mentions and more confident mentions both raise it, and it
 saturates, so one confident mention is not outranked by many doubtful ones. Ties (frequent: unambiguous mentions
 score 1.0) are broken by mention count, best single score, first position in the note, then code, so the ranking
 is deterministic.
@@ -65,7 +66,7 @@ REQUIRED = ("note_id", "label", "concept_code", "score", "term_exists")
 OPTIONAL = {
     "vocabulary_id": StringType(), "note_nlp_id": LongType(), "offset_start": IntegerType(),
     "note_nlp_source_concept_id": IntegerType(), "note_nlp_concept_id": IntegerType(), "nlp_system": StringType(),
-    "candidates": ArrayType(CANDIDATE),
+    "candidates": ArrayType(CANDIDATE), "phrase_precision": DoubleType(),
 }
 DEFAULT_CANDIDATES = 3   # codes per mention that support note codes (rank 1 + the resolver's next two)
 
@@ -83,7 +84,8 @@ def _noisy_or(log_miss: Column, certain: Column) -> Column:
 
 
 def explode_supported_codes(note_nlp: DataFrame, candidates: int = DEFAULT_CANDIDATES) -> DataFrame:
-    """Coded NOTE_NLP rows -> one row per (mention, code in its top `candidates`) with that code's score `_s`.
+    """Coded NOTE_NLP rows -> one row per (mention, code in its top `candidates`) with its weighted score `_s`
+    (the resolver's score of that code times the mention's phrase_precision, 1 when null).
 
     Rank 1 is the row's own concept_code and score (a reviewed mapping's 1.0 included) with its concept ids;
     ranks 2..k are the other codes of its `candidates` array (concept ids 0: write() looks them up).
@@ -94,7 +96,10 @@ def explode_supported_codes(note_nlp: DataFrame, candidates: int = DEFAULT_CANDI
     coded = note_nlp.filter(F.col("note_id").isNotNull() & F.col("concept_code").isNotNull()
                             & (F.trim("concept_code") != ""))
     keep = ["note_id", "label", "note_nlp_id", "offset_start", "nlp_system", "term_exists"]
-    own = coded.select(*keep, "vocabulary_id", "concept_code", clip(F.col("score")).alias("_s"),
+    # How often the phrase is coded where it occurs (null = no count: no opinion, weight 1).
+    coded = coded.withColumn("_w", clip(F.coalesce(F.col("phrase_precision"), F.lit(1.0))))
+    keep.append("_w")
+    own = coded.select(*keep, "vocabulary_id", "concept_code", (clip(F.col("score")) * F.col("_w")).alias("_s"),
                        F.col("note_nlp_source_concept_id").alias("_cid"), F.col("note_nlp_concept_id").alias("_sid"))
     if candidates <= 1:
         return own
@@ -103,7 +108,7 @@ def explode_supported_codes(note_nlp: DataFrame, candidates: int = DEFAULT_CANDI
         .filter((F.col("_c.rank") >= 2) & (F.col("_c.rank") <= candidates) & F.col("_c.concept_code").isNotNull()
                 & (F.upper("_c.concept_code") != F.upper("concept_code")))
         .select(*keep, F.coalesce("_c.vocabulary_id", "vocabulary_id").alias("vocabulary_id"),
-                F.col("_c.concept_code").alias("concept_code"), clip(F.col("_c.score")).alias("_s"),
+                F.col("_c.concept_code").alias("concept_code"), (clip(F.col("_c.score")) * F.col("_w")).alias("_s"),
                 F.lit(None).cast("int").alias("_cid"), F.lit(None).cast("int").alias("_sid"))
     )
     return own.unionByName(alt)

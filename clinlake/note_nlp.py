@@ -50,4 +50,6 @@ def to_note_nlp(df: DataFrame, snippet_chars: int = 60) -> DataFrame:
     )
     if "candidates" not in out.columns:   # the exact-lookup fallback ranks nothing
         out = out.withColumn("candidates", F.lit(None).cast(ArrayType(omop.CANDIDATE)))
+    if "phrase_precision" not in out.columns:
+        out = out.withColumn("phrase_precision", F.lit(None).cast("double"))
     return out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in omop.NOTE_NLP.fields])

@@ -27,6 +27,9 @@ from clinlake.vocab.normalize import normalize_col
 log = logging.getLogger(__name__)
 
 INDEX_PARTS = ("terms", "postings", "grams")
+# Optional part: phrase_key, label, annotated, occurrences of the training texts (models.recogniser.precision),
+# snapshotted with the index so a version serves the counts it was trained with; older versions have none.
+PHRASES = "phrases"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
@@ -52,6 +55,7 @@ class Resolver:
     grams: DataFrame | None = None
     exact_index: DataFrame | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    phrases: DataFrame | None = None
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -95,6 +99,43 @@ def read_index(spark: SparkSession, root: str, versions: Mapping[str, int]) -> d
             .load(f"{root.rstrip('/')}/{name}") for name in INDEX_PARTS}
 
 
+def save_phrases(spark: SparkSession, cfg: DictConfig, root: str) -> int | None:
+    """Snapshot the phrase-precision counts (models.recogniser.precision.path) as <root>/phrases; its Delta
+    version, or None when no counts are configured (mentions then get no phrase_precision)."""
+    import os
+
+    from clinlake import delta
+    from clinlake.config import path_of
+    from clinlake.recognise import read_phrase_precision
+
+    conf = ((cfg.get("models") or {}).get("recogniser") or {}).get("precision") or {}
+    if not conf.get("path"):
+        return None
+    src = path_of(cfg, str(conf["path"]))
+    if "://" not in src and not os.path.exists(src):
+        log.warning("phrase precision file %s not found: the resolver serves no phrase_precision", src)
+        return None
+    path = f"{root.rstrip('/')}/{PHRASES}"
+    read_phrase_precision(spark, src).filter(F.col("phrase_key").isNotNull() & F.col("label").isNotNull()) \
+        .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    return int(delta.version(spark, path))
+
+
+def with_phrase_precision(chunks: DataFrame, phrases: DataFrame | None) -> DataFrame:
+    """phrase_precision = min(1, (annotated + 1) / (occurrences + 2)) of the mention's phrase in the training texts:
+    how often annotators coded it where it occurs (Laplace-smoothed); null for a phrase never counted or no counts."""
+    from clinlake.recognise import phrase_key_col
+
+    if phrases is None:
+        return chunks.withColumn("phrase_precision", F.lit(None).cast("double"))
+    # At most 1: the counts come from two matchers (gold annotations vs token matches in the text), so a phrase can
+    # have more annotations than counted occurrences.
+    counts = phrases.groupBy("label", "phrase_key").agg(F.least(
+        F.lit(1.0), (F.sum("annotated") + 1.0) / (F.sum("occurrences") + 2.0)).alias("phrase_precision"))
+    return chunks.withColumn("phrase_key", phrase_key_col(F.col("lexical_variant"))) \
+        .join(F.broadcast(counts), ["label", "phrase_key"], "left").drop("phrase_key")
+
+
 # ---------------------------------------------------------------- training
 
 def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], dict[str, float]]:
@@ -111,8 +152,11 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     root = lake_path(cfg, str(s["index_table"]))
     versions = save_index(spark, build_index(vocab["gazetteer"], vocab["concept"], vocab["concept_synonym"], lv,
                                              int(s["max_df"])), root)
+    phrases_v = save_phrases(spark, cfg, root)
+    if phrases_v is not None:
+        versions[PHRASES] = phrases_v
     index_s = time.time() - t0
-    parts = read_index(spark, root, versions)
+    parts = read_index(spark, root, {p: versions[p] for p in INDEX_PARTS})
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
                                     int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
@@ -173,7 +217,11 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
     versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
     parts = read_index(spark, root, versions)
-    return Resolver(ref=ref, ranker=ranker, params=s, **parts), ref
+    phrases = None
+    if f"index_version_{PHRASES}" in tags:   # versions trained before the counts were snapshotted have none
+        phrases = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{PHRASES}"])) \
+            .load(f"{root.rstrip('/')}/{PHRASES}")
+    return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, **parts), ref
 
 
 def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:
@@ -219,8 +267,9 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
 
 def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataFrame, relationship: DataFrame,
                label_vocabularies: Mapping[str, str], top_k: int | None = None) -> DataFrame:
-    """Add vocabulary_id, concept_code, score, candidates (top-k, trained resolver only), note_nlp_source_concept_id,
-    note_nlp_concept_id (0 if no 'Maps to') and icd9cm_codes (GEMs equivalents of ICD-10-CM codes)."""
+    """Add vocabulary_id, concept_code, score, candidates (top-k, trained resolver only), phrase_precision (the
+    resolver's snapshot of training counts, else null), note_nlp_source_concept_id, note_nlp_concept_id (0 if no
+    'Maps to') and icd9cm_codes (GEMs equivalents of ICD-10-CM codes)."""
     targets = F.create_map(*[x for kv in label_vocabularies.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
     keyed = chunks.withColumn("mention_norm", normalize_col(F.col("lexical_variant")))
     if isinstance(resolver, DataFrame) or resolver.ranker is None:
@@ -228,7 +277,8 @@ def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataF
         coded = keyed.join(F.broadcast(index), ["label", "mention_norm"], "left")
     else:
         coded = _ranked_codes(keyed, resolver, top_k)
-    coded = coded.withColumn("vocabulary_id", F.coalesce(F.col("vocabulary_id"), targets[F.col("label")]))
+    coded = coded.withColumn("vocabulary_id", F.coalesce(F.col("vocabulary_id"), targets[F.col("label")])) \
+        .transform(with_phrase_precision, None if isinstance(resolver, DataFrame) else resolver.phrases)
     src = concept.select(
         "vocabulary_id", F.upper("concept_code").alias("concept_code_u"),
         F.col("concept_id").alias("note_nlp_source_concept_id"),

@@ -72,7 +72,7 @@ def score(spark, cfg, resolver_alias: str, corpora: dict[str, str], work: Path) 
         # extract_concepts' own finish(): lexical variant, codes, assertion, NOTE_NLP rows
         rows = finish(spark, cfg, chunks, notes, resolver=res).select(
             "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
-            "term_exists", "candidates").collect()
+            "term_exists", "candidates", "phrase_precision").collect()
         if corpus == "codiesp":
             metrics, _ = score_fn("coding", corpus, gold, pl.codiesp_corpus(spark, cfg, rows, back))
         else:

@@ -164,3 +164,12 @@ def test_an_old_note_nlp_table_takes_the_nested_candidates_column(spark, tmp_pat
     delta.replace_for_keys(spark, new, new.select("note_nlp_id"), path, key="note_nlp_id")
     got = {r["note_nlp_id"]: r["candidates"] for r in spark.read.format("delta").load(path).collect()}
     assert got[1] is None and got[2][0]["concept_code"] == "B" and got[2][0]["score"] == 0.9
+
+
+def test_phrase_precision_weighs_a_mention(spark):
+    """A phrase annotators rarely code where it occurs counts for less: 0.8 * 0.25 = 0.2 ranks below 0.6 * 1."""
+    df = spark.createDataFrame([(1, DX, "X", 0.8, "Y", 0.25), (1, DX, "Y", 0.6, "Y", None)],
+                               "note_id long, label string, concept_code string, score double, term_exists string, "
+                               "phrase_precision double")
+    got = {r["concept_code"]: (r["rank"], r["score"]) for r in with_note_codes(df).collect()}
+    assert got["Y"] == (1, pytest.approx(0.6)) and got["X"] == (2, pytest.approx(0.2))

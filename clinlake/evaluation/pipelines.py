@@ -39,7 +39,7 @@ def _extract(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> tuple[lis
     frame, back = _notes_frame(spark, notes_df)
     rows = extract(spark, cfg, frame, models).select(
         "note_id", "label", "offset_start", "offset_end", "lexical_variant", "concept_code", "score",
-        "term_exists", "candidates").collect()
+        "term_exists", "candidates", "phrase_precision").collect()
     return rows, back, ",".join(ref for _, ref in models)
 
 
@@ -66,9 +66,10 @@ def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[s
 
     frame = spark.createDataFrame(
         [(r["note_id"], r["label"], r["concept_code"], r["score"], r["term_exists"], r["offset_start"],
-          r.asDict().get("candidates")) for r in rows],
+          r.asDict().get("candidates"), r.asDict().get("phrase_precision")) for r in rows],
         "note_id long, label string, concept_code string, score double, term_exists string, offset_start int, "
-        "candidates array<struct<rank:int,vocabulary_id:string,concept_code:string,score:double>>")
+        "candidates array<struct<rank:int,vocabulary_id:string,concept_code:string,score:double>>, "
+        "phrase_precision double")
     vocab = F.create_map(*[F.lit(str(x)) for kv in cfg.extract.label_vocabularies.items() for x in kv])
     ranked = with_note_codes(frame.withColumn("vocabulary_id", vocab[F.col("label")]),
                              candidates_per_mention(cfg)) \

@@ -166,7 +166,7 @@ def site_rows(site: int, n_persons: int, seed: int = 0) -> dict[str, list[tuple]
                 nlp.append((nid * 100 + len(nlp) % 100, nid, 0, snippet, f"{start}-{end}", term, 0, concept_id(vocab, code),
                             nlp_system, now.date(), now, cols["term_exists"], None, modifiers,
                             start, end, label, vocab, code, 0.9, cols["negated"], cols["certainty"], cols["experiencer"],
-                            cols["temporality"], None, None, None, None, sha, None))
+                            cols["temporality"], None, None, None, None, sha, None, None))
     concepts, ancestors = vocabulary_rows()
     return {"person": persons, "note_deid": notes, "note_nlp": nlp, "concept": concepts, "concept_ancestor": ancestors}
 
