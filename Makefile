@@ -21,7 +21,8 @@ demo: setup
 # 35.1 min before that, 41.6 min before the shared
 # vocabulary fixture, 46.1 min serial. Latest: 31.5 min, 476 passed, 1 skipped (Spark Connect without grpcio) on
 # 2026-12-03 (29.2 min that morning with 471 tests); CI took 22-25 min on the stops of 2026-11-30 to 12-02, 33 min
-# with set-up on 12-03.
+# with set-up on 12-03. Session 11 (12-03 afternoon): 34.0 min (474 passed; 7 study tests failed on a fixture since
+# mended); three workers (-n 3) were slower, 41.1 min for 483 passed: the 2 cores are the limit, not the overlap.
 test: setup
 	@$(PY) -m pytest -n 2 --dist loadfile -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 

@@ -9,16 +9,16 @@ Score (documented, in [0, 1]): noisy-OR over the supporting (mention, code) pair
 ``score = 1 - prod_i (1 - s_i)``, i.e. the probability that at least one mention really carries the code when
 each is right with probability s_i = w * p: p the resolver's calibrated score of that code for that mention
 (clipped to [0, 1]; a null score counts as `NULL_SCORE`), w the mention's `phrase_precision` (how often annotators
-coded that phrase where it occurs in the training texts; 1 when unknown). More mentions and more confident mentions both raise it, and it
-saturates, so one confident mention is not outranked by many doubtful ones. Ties (frequent: unambiguous mentions
-score 1.0) are broken by mention count, best single score, first position in the note, then code, so the ranking
-is deterministic.
+coded that phrase where it occurs in the training texts; 1 when unknown). More mentions and more confident mentions
+both raise it, and it saturates, so one confident mention is not outranked by many doubtful ones. Ties (frequent:
+unambiguous mentions score 1.0) are broken by mention count, best single score, first position in the note, then
+code, so the ranking is deterministic.
 
 Assertion: `present` says whether at least one supporting mention is present (`term_exists` not 'N': not
 negated, about the patient, not hypothetical; null counts as present) and `present_score` is the same noisy-OR
 over those mentions only (0 when none). Cohort questions filter ``WHERE present``; the ranking itself counts
 every mention because a coder's list does: on CodiEsp dev, 277 of the 412 codes our negated diagnosis mentions
-carried are gold codes of their document, and leaving them out cost 0.09 MAP-D (docs/resolution.md).
+carried are gold codes of their document, and leaving them out cost 0.09 MAP-D (docs/review.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Deployed-pipeline predictors for the evaluation job: the production code paths, models by registry alias.
 
 - coding/codiesp and ner/cantemist: jobs.extract_concepts.extract (recogniser by alias -> resolver -> assertion),
-  exactly what writes note_nlp; CodiEsp-D/P rankings are built by note_code's own ranking (clinlake.note_code.with_note_codes).
+  exactly what writes note_nlp; CodiEsp-D/P rankings are note_code's own (clinlake.note_code.with_note_codes).
 - deid/meddocan: the deidentify_notes stage (rules + deid NER by alias when registered -> merge -> replace).
 - ner/pharmaconer: the drug recogniser by alias.
 """
