@@ -95,8 +95,8 @@ NOTE_NLP_EXTRA = StructType(
         StructField("note_text_sha256", StringType(), True),
         # The resolver's top-k codes for the mention, rank 1 = concept_code (null when no trained resolver ran).
         StructField("candidates", ArrayType(CANDIDATE), True),
-        # How often annotators coded this phrase where it occurs in the training texts, (annotated + 1) /
-        # (occurrences + 2); null when the resolver has no count for it. note_code weighs the mention by it.
+        # How often annotators coded this phrase where it occurs in the training texts, min(1, (annotated + 1) /
+        # (occurrences + 2)); null when the resolver has no count for it. note_code weighs the mention by it.
         StructField("phrase_precision", DoubleType(), True),
     ]
 )
