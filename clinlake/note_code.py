@@ -95,10 +95,9 @@ def explode_supported_codes(note_nlp: DataFrame, candidates: int = DEFAULT_CANDI
 
     coded = note_nlp.filter(F.col("note_id").isNotNull() & F.col("concept_code").isNotNull()
                             & (F.trim("concept_code") != ""))
-    keep = ["note_id", "label", "note_nlp_id", "offset_start", "nlp_system", "term_exists"]
     # How often the phrase is coded where it occurs (null = no count: no opinion, weight 1).
     coded = coded.withColumn("_w", clip(F.coalesce(F.col("phrase_precision"), F.lit(1.0))))
-    keep.append("_w")
+    keep = ["note_id", "label", "note_nlp_id", "offset_start", "nlp_system", "term_exists", "_w"]
     own = coded.select(*keep, "vocabulary_id", "concept_code", (clip(F.col("score")) * F.col("_w")).alias("_s"),
                        F.col("note_nlp_source_concept_id").alias("_cid"), F.col("note_nlp_concept_id").alias("_sid"))
     if candidates <= 1:
@@ -168,9 +167,11 @@ def with_note_codes(note_nlp: DataFrame, candidates: int = DEFAULT_CANDIDATES) -
 def with_concept_ids(codes: DataFrame, concept: DataFrame, relationship: DataFrame) -> DataFrame:
     """Fill concept_id / standard_concept_id left 0 (codes only a mention's lower candidates carried) from the
     vocabulary: the (vocabulary_id, code) concept and its "Maps to" target; 0 where the vocabulary has none."""
+    from clinlake.resolve import maps_to_standard
+
     src = concept.groupBy("vocabulary_id", F.upper("concept_code").alias("_cu")).agg(F.min("concept_id").alias("_cid"))
-    maps = relationship.filter(F.col("relationship_id") == "Maps to").groupBy(
-        F.col("concept_id_1").alias("_cid")).agg(F.min("concept_id_2").alias("_sid"))
+    maps = maps_to_standard(relationship).select(F.col("note_nlp_source_concept_id").alias("_cid"),
+                                                 F.col("note_nlp_concept_id").alias("_sid"))
     joined = codes.withColumn("_cu", F.upper("concept_code")).join(src, ["vocabulary_id", "_cu"], "left") \
         .join(maps, "_cid", "left")
     fill = F.col("concept_id") == 0

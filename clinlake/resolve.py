@@ -265,6 +265,14 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
     return out
 
 
+def maps_to_standard(relationship: DataFrame) -> DataFrame:
+    """note_nlp_source_concept_id -> note_nlp_concept_id: its "Maps to" standard concept (the lowest id if several)."""
+    maps_to = relationship.filter(F.col("relationship_id") == "Maps to").select(
+        F.col("concept_id_1").alias("note_nlp_source_concept_id"), F.col("concept_id_2").alias("note_nlp_concept_id")
+    )
+    return first_by(maps_to, ["note_nlp_source_concept_id"], [F.col("note_nlp_concept_id")])
+
+
 def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataFrame, relationship: DataFrame,
                label_vocabularies: Mapping[str, str], top_k: int | None = None) -> DataFrame:
     """Add vocabulary_id, concept_code, score, candidates (top-k, trained resolver only), phrase_precision (the
@@ -283,14 +291,10 @@ def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataF
         "vocabulary_id", F.upper("concept_code").alias("concept_code_u"),
         F.col("concept_id").alias("note_nlp_source_concept_id"),
     )
-    maps_to = relationship.filter(F.col("relationship_id") == "Maps to").select(
-        F.col("concept_id_1").alias("note_nlp_source_concept_id"), F.col("concept_id_2").alias("note_nlp_concept_id")
-    )
-    maps_to = first_by(maps_to, ["note_nlp_source_concept_id"], [F.col("note_nlp_concept_id")])
     out = (
         coded.withColumn("concept_code_u", F.upper("concept_code"))
         .join(src, ["vocabulary_id", "concept_code_u"], "left")
-        .join(maps_to, ["note_nlp_source_concept_id"], "left")
+        .join(maps_to_standard(relationship), ["note_nlp_source_concept_id"], "left")
         .withColumn("note_nlp_source_concept_id", F.coalesce("note_nlp_source_concept_id", F.lit(0)).cast("int"))
         .withColumn("note_nlp_concept_id", F.coalesce("note_nlp_concept_id", F.lit(0)).cast("int"))
         .drop("concept_code_u", "mention_norm")

@@ -12,7 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
+from clinlake import omop
 from clinlake.corpora.types import Corpus, Mention
 from clinlake.evaluation.predict import register
 
@@ -64,12 +66,10 @@ def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[s
     """Per label, per document, codes ranked by clinlake.note_code.with_note_codes (what note_code stores)."""
     from clinlake.note_code import candidates_per_mention, with_note_codes
 
-    frame = spark.createDataFrame(
-        [(r["note_id"], r["label"], r["concept_code"], r["score"], r["term_exists"], r["offset_start"],
-          r.asDict().get("candidates"), r.asDict().get("phrase_precision")) for r in rows],
-        "note_id long, label string, concept_code string, score double, term_exists string, offset_start int, "
-        "candidates array<struct<rank:int,vocabulary_id:string,concept_code:string,score:double>>, "
-        "phrase_precision double")
+    cols = ("note_id", "label", "concept_code", "score", "term_exists", "offset_start", "candidates",
+            "phrase_precision")
+    schema = StructType([omop.NOTE_NLP[c] for c in cols])   # NOTE_NLP's own types, the candidates struct included
+    frame = spark.createDataFrame([tuple(r[c] for c in cols) for r in rows], schema)
     vocab = F.create_map(*[F.lit(str(x)) for kv in cfg.extract.label_vocabularies.items() for x in kv])
     ranked = with_note_codes(frame.withColumn("vocabulary_id", vocab[F.col("label")]),
                              candidates_per_mention(cfg)) \
