@@ -3,12 +3,15 @@
 Overlap policy (documented in docs/ner.md, tested in tests/test_recognisers.py):
 1. within one recogniser and one label, a chunk inside a longer one is dropped (longest match wins);
 2. across recognisers, a chunk that overlaps (shares at least one character with) a chunk of the SAME label from a
-   recogniser earlier in `extract.recognisers` is dropped: the configured order is the priority;
+   recogniser earlier in `extract.recognisers` is dropped: the configured order is the priority. Labels listed in
+   `extract.keep_overlaps` keep both chunks (an ensemble: each row names its recogniser) and drop only a chunk with
+   exactly the same span as an earlier recogniser's;
 3. chunks of different labels never suppress each other (a drug inside a procedure is two facts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from omegaconf import DictConfig
@@ -80,10 +83,16 @@ def recognise_chunks(notes: DataFrame, model: PipelineModel, ref: str, scale: An
         .withColumn("model_name", F.lit(model_name(ref)))
 
 
-def filter_overlaps(chunks: DataFrame, priority: list[str]) -> DataFrame:
-    """Rule 2: drop a chunk overlapping a same-label chunk of a recogniser earlier in `priority` (model names)."""
+def filter_overlaps(chunks: DataFrame, priority: list[str], keep_labels: Iterable[str] = ()) -> DataFrame:
+    """Rule 2: drop a chunk overlapping a same-label chunk of a recogniser earlier in `priority` (model names).
+
+    For a label in `keep_labels` only a chunk with the very same span as an earlier recogniser's is dropped.
+    """
     if len(priority) < 2:
         return chunks
+    keep = sorted(set(keep_labels))
+    same_span = (F.col("a.offset_start") == F.col("b.offset_start")) & (F.col("a.offset_end") == F.col("b.offset_end"))
+    suppressible = (~F.col("a.label").isin(keep) | same_span) if keep else F.lit(True)
     rank = F.create_map(*[x for i, n in enumerate(priority) for x in (F.lit(n), F.lit(i))])
     ranked = chunks.withColumn("__prio", F.coalesce(rank[F.col("model_name")], F.lit(len(priority))))
     keys = ranked.select("note_id", "label", "offset_start", "offset_end", "__prio")
@@ -92,17 +101,24 @@ def filter_overlaps(chunks: DataFrame, priority: list[str]) -> DataFrame:
         b,
         (F.col("a.note_id") == F.col("b.note_id")) & (F.col("a.label") == F.col("b.label"))
         & (F.col("b.__prio") < F.col("a.__prio"))
-        & (F.col("b.offset_start") < F.col("a.offset_end")) & (F.col("a.offset_start") < F.col("b.offset_end")),
+        & (F.col("b.offset_start") < F.col("a.offset_end")) & (F.col("a.offset_start") < F.col("b.offset_end"))
+        & suppressible,
         "left_semi",
     ).select("note_id", "label", "offset_start", "offset_end", "__prio")
     return ranked.join(beaten, ["note_id", "label", "offset_start", "offset_end", "__prio"], "left_anti") \
         .drop("__prio")
 
 
-def recognise_all(notes: DataFrame, recognisers: list[tuple[Any, str]], scale: Any = None) -> DataFrame:
+def recognise_all(notes: DataFrame, recognisers: list[tuple[Any, str]], scale: Any = None,
+                  keep_labels: Iterable[str] = ()) -> DataFrame:
     """Every recogniser over the same notes, unioned and merged by the overlap policy (scale: the `scale:` knobs)."""
     parts = [recognise_chunks(notes, model, ref, scale) for model, ref in recognisers]
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
-    return out.transform(filter_overlaps, [model_name(ref) for _, ref in recognisers])
+    return out.transform(filter_overlaps, [model_name(ref) for _, ref in recognisers], keep_labels)
+
+
+def keep_overlaps(cfg: DictConfig) -> list[str]:
+    """Labels whose overlapping chunks from different recognisers are all kept (`extract.keep_overlaps`)."""
+    return list(cfg.extract.get("keep_overlaps") or [])

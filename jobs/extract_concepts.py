@@ -54,7 +54,8 @@ def finish(spark: SparkSession, cfg: DictConfig, chunks: DataFrame, notes: DataF
 
 def extract(spark: SparkSession, cfg: DictConfig, notes: DataFrame, models: list[tuple]) -> DataFrame:
     """Pure chain: notes -> every recogniser -> overlap policy -> NOTE_NLP rows (what the evaluation job runs)."""
-    return finish(spark, cfg, recognisers.recognise_all(notes, models, cfg.get("scale")), notes)
+    merged = recognisers.recognise_all(notes, models, cfg.get("scale"), recognisers.keep_overlaps(cfg))
+    return finish(spark, cfg, merged, notes)
 
 
 def _pending(spark: SparkSession, notes: DataFrame, log_path: str, ref: str) -> DataFrame:
@@ -151,7 +152,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             todo_notes = notes.join(affected, "note_id")
             stored = spark.read.format("delta").load(chunk_path).filter(F.col("nlp_system").isin(refs)) \
                 .join(affected, "note_id")
-            merged = stored.transform(recognisers.filter_overlaps, [recognisers.model_name(r) for r in refs])
+            merged = stored.transform(recognisers.filter_overlaps, [recognisers.model_name(r) for r in refs],
+                                      recognisers.keep_overlaps(cfg))
             with step("merge_resolve_assert"):
                 rows = finish(spark, cfg, merged, todo_notes, resolver).localCheckpoint()
                 # This run's rows only: a count over the whole table would make every small run scan the lake.

@@ -47,8 +47,8 @@ def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str],
         frame, back = _notes_frame(spark, notes_df(spark, read_corpus(corpus, path)))
         notes = frame.select("note_id", "note_text", "text_sha256").cache()
         # the merged chunks as extract_concepts.extract hands them to finish(); notes kept for finish() too
-        recognisers.recognise_all(notes, models, cfg.get("scale")).write.mode("overwrite") \
-            .parquet(str(work / f"chunks_{corpus}"))
+        merged = recognisers.recognise_all(notes, models, cfg.get("scale"), recognisers.keep_overlaps(cfg))
+        merged.write.mode("overwrite").parquet(str(work / f"chunks_{corpus}"))
         notes.write.mode("overwrite").parquet(str(work / f"notes_{corpus}"))
         (work / f"back_{corpus}.json").write_text(json.dumps({str(k): v for k, v in back.items()}))
         print(f"{corpus}: recognised in {time.time() - t:.0f}s", file=sys.stderr, flush=True)

@@ -172,3 +172,19 @@ def test_mlflow_run_gets_metrics_params_and_artifacts(tmp_path: Path) -> None:
     assert run.data.metrics["subtrack1_strict_recall"] == 0.5 and run.data.params["corpus"] == "meddocan"
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert arts == {"per_label.csv", "per_label_f1.png"}
+
+
+def test_codiesp_x_keeps_mappings_at_or_above_the_review_threshold() -> None:
+    from clinlake.evaluation.pipelines import _mentions
+
+    def row(note_id, start, code, score, label="DIAGNOSTICO"):
+        return {"note_id": note_id, "label": label, "offset_start": start, "offset_end": start + 4,
+                "concept_code": code, "score": score, "lexical_variant": "x"}
+
+    rows = [row(1, 0, "R52", 0.9), row(1, 10, "I10", 0.5), row(1, 20, "E11.9", 0.49),
+            row(1, 30, "R50.9", None),                                 # exact fallback: no score, kept
+            row(2, 0, "8000/3", 0.1, "MORFOLOGIA_NEOPLASIA"), row(2, 10, None, None)]
+    out = _mentions(rows, {1: "a", 2: "b"}, {"DIAGNOSTICO", "PROCEDIMIENTO"}, 0.5)
+    assert {d: [(m.start, m.code) for m in ms] for d, ms in out.items()} == \
+        {"a": [(0, "r52"), (10, "i10"), (30, "r50.9")], "b": [(10, None)]}
+    assert sum(len(v) for v in _mentions(rows, {1: "a", 2: "b"}, {"DIAGNOSTICO"}).values()) == 5

@@ -34,6 +34,23 @@ def test_overlap_policy(spark):
     assertDataFrameEqual(out, expected)
 
 
+def test_keep_overlaps_keeps_both_chunks_of_listed_labels_but_not_the_same_span_twice(spark):
+    chunks = spark.createDataFrame([
+        (1, "DIAGNOSTICO", 0, 10, "gaz"),             # priority 0: kept
+        (1, "DIAGNOSTICO", 0, 20, "ner-dx"),          # overlaps, longer, label kept-both: kept
+        (1, "DIAGNOSTICO", 0, 10, "ner-dx"),          # the very same span as gaz's: dropped
+        (1, "MORFOLOGIA_NEOPLASIA", 30, 40, "gaz"),   # not listed: priority as before
+        (1, "MORFOLOGIA_NEOPLASIA", 35, 45, "ner-dx"),  # overlaps gaz's, label not listed: dropped
+        (2, None, 0, 3, "ner-dx"),                    # null label: kept
+    ], SCHEMA)
+    out = recognisers.filter_overlaps(chunks, ["gaz", "ner-dx"], ["DIAGNOSTICO"])
+    expected = spark.createDataFrame([
+        (1, "DIAGNOSTICO", 0, 10, "gaz"), (1, "DIAGNOSTICO", 0, 20, "ner-dx"),
+        (1, "MORFOLOGIA_NEOPLASIA", 30, 40, "gaz"), (2, None, 0, 3, "ner-dx"),
+    ], SCHEMA)
+    assertDataFrameEqual(out, expected)
+
+
 def test_single_recogniser_is_untouched(spark):
     chunks = spark.createDataFrame([(1, "A", 0, 5, "m"), (1, "A", 2, 8, "m")], SCHEMA)
     assertDataFrameEqual(recognisers.filter_overlaps(chunks, ["m"]), chunks)

@@ -50,11 +50,17 @@ def _versions(refs: str) -> dict[str, str]:
     return dict(ref.rsplit("@", 1) for ref in refs.split(",") if ref)
 
 
-def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None) -> dict[str, list[Mention]]:
-    """NOTE_NLP rows -> Corpus mentions (codes lower-cased as the shared tasks write them)."""
+def _mentions(rows: list, back: dict[int, str], labels: set[str] | None = None,
+              min_score: float | None = None) -> dict[str, list[Mention]]:
+    """NOTE_NLP rows -> Corpus mentions (codes lower-cased as the shared tasks write them).
+
+    With min_score, a row whose resolver score is below it is left out (a null score, the exact fallback's, stays).
+    """
     out: dict[str, list[Mention]] = defaultdict(list)
     for r in rows:
         if labels and r["label"] not in labels:
+            continue
+        if min_score is not None and r["score"] is not None and r["score"] < min_score:
             continue
         code = (r["concept_code"] or "").lower() or None
         out[back[r["note_id"]]].append(Mention(r["label"], r["offset_start"], r["offset_end"], code,
@@ -82,9 +88,14 @@ def rank_codes(spark: Any, cfg: Any, rows: list, back: dict[int, str]) -> dict[s
 
 
 def codiesp_corpus(spark: Any, cfg: Any, rows: list, back: dict[int, str], ref: str = "") -> Corpus:
-    """NOTE_NLP rows -> CodiEsp D/P rankings (as note_code ranks them) and X mentions."""
+    """NOTE_NLP rows -> CodiEsp D/P rankings (as note_code ranks them) and X mentions.
+
+    X holds the confident mappings only, those scored at or above `review.threshold`: the lower ones are what the
+    review queue sends to terminologists (docs/review.md). D/P rank every row, low scores last.
+    """
     ranked = rank_codes(spark, cfg, rows, back)
-    return Corpus(mentions=_mentions(rows, back, set(LABEL_TRACK)), codes_d=ranked.get("DIAGNOSTICO", {}),
+    x = _mentions(rows, back, set(LABEL_TRACK), float(cfg.review.threshold))
+    return Corpus(mentions=x, codes_d=ranked.get("DIAGNOSTICO", {}),
                   codes_p=ranked.get("PROCEDIMIENTO", {}), model_versions=_versions(ref))
 
 
