@@ -82,6 +82,30 @@ def test_ner_chunks_take_the_entity_label_and_keep_the_longest(spark):
                                                     "note_id long, label string, offset_start int, offset_end int"))
 
 
+def test_chunks_take_whole_words_and_the_closing_parenthesis(spark):
+    """Spans cut inside a word widen to it; an open '(' right before ')' takes the ')'; others stay as they are."""
+    from pyspark.ml import PipelineModel
+
+    from clinlake import recognise
+
+    text = "carcinoma grado 2 (Fuhrman) y ypT0N0M0 en (x) juicio\nMelanoma"
+    # Spark NLP ends are inclusive: (begin, end) below are the model's, the expected offsets are end-exclusive
+    chunk = ("struct<annotatorType:string,begin:int,end:int,result:string,metadata:map<string,string>,"
+             "embeddings:array<float>>")
+    annotated = spark.createDataFrame(
+        [(7, 0, text, [("chunk", 0, 25, "", {"entity": "M"}, []),       # "... (Fuhrman" -> takes ")"
+                       ("chunk", 31, 36, "", {"entity": "M"}, []),      # "pT0N0M" inside "ypT0N0M0"
+                       ("chunk", 0, 8, "", {"entity": "O"}, []),        # a whole word: unchanged
+                       ("chunk", 41, 42, "", {"entity": "O"}, []),      # " (" with no ")" next: unchanged
+                       ("chunk", 53, 60, "", {"entity": "M"}, [])]),    # a word after a line break: unchanged
+         (8, 100, None, [("chunk", 0, 3, "", {"entity": "M"}, [])])],   # no text: the model's span, moved
+        f"note_id long, chunk_offset int, note_text string, ner_chunk array<{chunk}>")
+    out = recognise.explode_piece_chunks(annotated, PipelineModel(stages=[]), ["note_id"])
+    assertDataFrameEqual(out, spark.createDataFrame(
+        [(7, "M", 0, 27), (7, "M", 30, 38), (7, "O", 0, 9), (7, "O", 41, 43), (7, "M", 53, 61), (8, "M", 100, 104)],
+        "note_id long, label string, offset_start int, offset_end int"))
+
+
 def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tmp_path, vocabulary):
     """Two matcher models served together; a new version of one re-runs only it and rebuilds its notes' rows."""
     from jobs import deidentify_notes, extract_concepts, ingest_notes, train_ner
