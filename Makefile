@@ -23,8 +23,11 @@ demo: setup
 # 2026-12-03 (29.2 min that morning with 471 tests); CI took 22-25 min on the stops of 2026-11-30 to 12-02, 33 min
 # with set-up on 12-03. Session 11 (12-03 afternoon): 34.0 min (474 passed; 7 study tests failed on a fixture since
 # mended); three workers (-n 3) were slower, 41.1 min for 483 passed: the 2 cores are the limit, not the overlap.
+# Session 12: 45.7 min (486 passed, 1 skipped) in xdist's default order, which sorts files by test count and so
+# left the 8-minute privacy file running alone at the end; the longest files now go first (tests/conftest.py
+# LONGEST_FIRST, --no-loadscope-reorder): 44.1 min, 486 passed, 1 skipped; one run each, so within noise.
 test: setup
-	@$(PY) -m pytest -n 2 --dist loadfile -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
+	@$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 
 test-cluster: setup
 	@$(PY) -m pytest -m cluster $(PYTEST_ARGS)
