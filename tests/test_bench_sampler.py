@@ -17,6 +17,7 @@ import os, subprocess, sys, time
 if os.fork() == 0:
     time.sleep(30); os._exit(0)
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+print("ready", flush=True)  # Popen returns only after the child's exec, so both children are in their final shape
 time.sleep(30)
 """
 
@@ -33,11 +34,11 @@ def test_worker_pids_skip_copies_of_the_jvm():
     from clinlake.procs import cmdline, descendants
 
     bench = _bench()
-    parent = subprocess.Popen([sys.executable, "-c", PARENT])
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE)
     try:
-        deadline = time.time() + 20
-        while len(descendants(parent.pid)) < 2 and time.time() < deadline:
-            time.sleep(0.05)
+        # Wait for the stand-in to say both children exist: polling for two descendants raced the child's exec
+        # (a loaded CI machine saw the real child still carrying the parent's command line).
+        assert parent.stdout.readline().strip() == b"ready"
         kids = descendants(parent.pid)
         assert len(kids) == 2
         workers = bench.worker_pids(parent.pid, cmdline(parent.pid))
