@@ -121,8 +121,9 @@ def test_training_examples_leave_the_occurrence_out(spark, vocab, index):
 
 
 def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, index):
+    # cached as resolve.train_resolver caches them: each stage of the ML pipeline's fit re-reads its input
     ex = rk.training_examples(vocab["gazetteer"], index["terms"], index["postings"], index["grams"], list(LV),
-                              rare_grams=8, pool=20, top_n=5)
+                              rare_grams=8, pool=20, top_n=5).cache()
     model = rk.fit(ex)
     res = resolve.Resolver(ref="t@1", ranker=model, params={**resolve.DEFAULTS, "pool": 20, "top_n": 5}, **index)
     top = resolve.ranked_candidates(_mentions(spark, [("MORFOLOGIA_NEOPLASIA", "metastasis"),
@@ -136,6 +137,7 @@ def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, ind
         assert [r["p"] for r in rows] == sorted((r["p"] for r in rows), reverse=True)
     assert by["metastasis"][0]["concept_code"] == "8000/6"               # the majority annotation wins
     assert by["melanoma maligno"][0]["concept_code"] == "8720/3"         # exact vocabulary synonym, never annotated
+    ex.unpersist()
 
 
 def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
