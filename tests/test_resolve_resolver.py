@@ -121,7 +121,7 @@ def test_training_examples_leave_the_occurrence_out(spark, vocab, index):
 
 
 def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, index):
-    # cached as resolve.train_resolver caches them: each stage of the ML pipeline's fit re-reads its input
+    # cached as resolve.train caches them for train_resolver: each stage of the ML pipeline's fit re-reads its input
     ex = rk.training_examples(vocab["gazetteer"], index["terms"], index["postings"], index["grams"], list(LV),
                               rare_grams=8, pool=20, top_n=5).cache()
     model = rk.fit(ex)
