@@ -205,6 +205,12 @@ def test_relatives_named_by_a_possessive():
     assert got == [("pareja", "FAMILIARES_SUJETO_ASISTENCIA"), ("padres", "FAMILIARES_SUJETO_ASISTENCIA")]
 
 
+def test_infant_patient_is_a_subject_descriptor():
+    text = "Informe clínico del paciente: Lactante varón de 6 meses. El lactante es transferido. Lactancia materna."
+    got = _found(text, rules.find_descriptors)
+    assert got == [("Lactante", "ID_SUJETO_ASISTENCIA"), ("lactante", "ID_SUJETO_ASISTENCIA")]
+
+
 def test_spanish_number_words():
     assert rules.spanish_number("sesenta y tres") == 63
     assert rules.spanish_number("91") == 91

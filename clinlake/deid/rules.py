@@ -430,6 +430,17 @@ def find_relatives(text: str) -> list[Span]:
     return [_span(m, "FAMILIARES_SUJETO_ASISTENCIA", "rule:relative", "val", score=0.7) for m in RELATIVE_RE.finditer(text)]
 
 
+# MEDDOCAN annotates "lactante" (an infant patient) as ID_SUJETO_ASISTENCIA wherever it occurs: train 8 of 8
+# mentions, exactly that word. Other patient descriptors ("raza ...", "de origen ...") are annotated too seldom or
+# under several labels to make a rule (docs/deid.md).
+DESCRIPTOR_RE = _c(r"\b(?P<val>lactantes?)\b", I)
+
+
+def find_descriptors(text: str) -> list[Span]:
+    """Patient descriptors MEDDOCAN annotates as ID_SUJETO_ASISTENCIA ('lactante')."""
+    return [_span(m, "ID_SUJETO_ASISTENCIA", "rule:descriptor", "val", score=0.7) for m in DESCRIPTOR_RE.finditer(text)]
+
+
 def find_header_fields(text: str) -> list[Span]:
     """Values of report header fields (Nombre, Apellidos, Médico, Domicilio, Localidad, País)."""
     out = []
@@ -459,6 +470,7 @@ MATCHERS: dict[str, Callable[[str], list[Span]]] = {
     "sex": find_sex,
     "header": find_header_fields,
     "relative": find_relatives,
+    "descriptor": find_descriptors,
 }
 
 
