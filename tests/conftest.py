@@ -99,10 +99,11 @@ def vocabulary(spark, tmp_path_factory):
     return seed
 
 
-# Files whose module fixtures run whole job chains, longest first (seconds measured under `make test`, 2026-12-03).
+# Files whose module fixtures run whole job chains, longest first by `make test --durations` of 2026-12-03 (session
+# 12; an idle run that evening put incremental_kill first and recognisers after review_loop: close enough to keep).
 # xdist sorts files by their number of tests unless told not to (`--no-loadscope-reorder` in the Makefile), which
 # left the few-test, 8-minute privacy file to run alone at the end; started first, the long files overlap instead
-# (45.7 -> 44.1 min for the whole suite, one run each: within noise on this 2-core machine).
+# (45.7 -> 44.1 min for the whole suite with evaluations sharing the cores, one run each: within noise).
 LONGEST_FIRST = ("test_privacy.py", "test_bad_inputs.py", "test_incremental_kill.py", "test_recognisers.py",
                  "test_review_loop.py", "test_resolve_resolver.py", "test_pipeline_integration.py",
                  "test_catalog.py", "test_notebooks.py", "test_mlflow_server.py", "test_study_spark.py", "test_sql.py")
