@@ -41,6 +41,21 @@ def test_sentence_length_is_bounded_for_huge_notes(spark):
     assert len(toks) == 20000  # cut, not dropped: every word is still seen by the recogniser
 
 
+def test_sentence_bounds_keep_identifiers_and_addresses_whole(spark):
+    # Spark NLP's default detector ends a sentence before "02." (a list item) and after "Avda." (a period).
+    text = ("NASS: 47 39047534 02.\nDomicilio: Avda. Gaspar Aguilar, 90. Remitido por: Dra. Ana Ruiz.\n"
+            "Refiere dolor desde hace 3 meses. El TAC. Se pauta tratamiento? No.")
+    model = fit_text_pipeline(spark, _text_cfg())
+    sents = [s.result for s in model.transform(spark.createDataFrame([(text,)], "note_text string")).first()[
+        "sentence"]]
+    assert sents == ["NASS: 47 39047534 02.", "Domicilio: Avda. Gaspar Aguilar, 90.", "Remitido por: Dra. Ana Ruiz.",
+                     "Refiere dolor desde hace 3 meses.", "El TAC.", "Se pauta tratamiento?", "No."]
+    default = OmegaConf.merge(_text_cfg(), {"sentence_bounds": None, "detect_lists": True})
+    legacy = [s.result for s in fit_text_pipeline(spark, default).transform(
+        spark.createDataFrame([(text,)], "note_text string")).first()["sentence"]]
+    assert legacy[0] == "NASS: 47 39047534"  # the detector's own list rule, which the configured bounds replace
+
+
 def _synthetic_meddocan(folder, n_docs: int, seed: int):
     """Brat docs with every MEDDOCAN type (so BIO needs the generated 43-tag graph)."""
     folder.mkdir(parents=True)

@@ -23,7 +23,7 @@ TokenSpan = tuple[int, int]  # (start, end)
 
 
 def text_stages(text_cfg: Any, input_col: str = TEXT_COL) -> list:
-    """DocumentAssembler -> SentenceDetector (long sentences split) -> Tokenizer (run-together words split)."""
+    """DocumentAssembler -> SentenceDetector (configured bounds, long sentences split) -> Tokenizer."""
     from sparknlp.annotator import SentenceDetector, Tokenizer
     from sparknlp.base import DocumentAssembler
 
@@ -31,7 +31,13 @@ def text_stages(text_cfg: Any, input_col: str = TEXT_COL) -> list:
     doc = DocumentAssembler().setInputCol(input_col).setOutputCol(DOCUMENT_COL).setCleanupMode("disabled")
     # splitLength cuts a longer sentence into pieces; maxLength would DROP it (and its PHI would go unseen).
     sent = (SentenceDetector().setInputCols([DOCUMENT_COL]).setOutputCol(SENTENCE_COL)
-            .setSplitLength(int(text_cfg.sentence_max_chars)).setMinLength(int(text_cfg.get("sentence_min_chars", 0))))
+            .setSplitLength(int(text_cfg.sentence_max_chars)).setMinLength(int(text_cfg.get("sentence_min_chars", 0)))
+            # detectLists (on by default) takes "02." or "36." for a list item and ends the sentence before it,
+            # cutting "NASS: 47 39047534 02." and "Av. Pedro Rubio, 36." in two (docs/ner.md, sentence bounds).
+            .setDetectLists(bool(text_cfg.get("detect_lists", True))))
+    bounds = [str(b) for b in (text_cfg.get("sentence_bounds") or [])]
+    if bounds:
+        sent = sent.setCustomBounds(bounds).setUseCustomBoundsOnly(bool(text_cfg.get("sentence_bounds_only", False)))
     tok = Tokenizer().setInputCols([SENTENCE_COL]).setOutputCol(TOKEN_COL)
     if text_cfg.get("split_pattern"):
         tok = tok.setSplitPattern(str(text_cfg.split_pattern))
