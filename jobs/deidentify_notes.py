@@ -44,7 +44,7 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     policy = deid.policy_for(cfg)
     with step("load_model"):
         model, model_system = load_model(cfg)
-    deid_system = ";".join(s for s in (f"{cfg.deid.rules_version}", model_system) if s)
+    deid_system = ";".join(s for s in (deid.rules_system(cfg, policy), model_system) if s)
     out_path, phi_path = lake_path(cfg, "note_deid"), lake_path(cfg, "phi_span")
     quarantine_path = lake_path(cfg, "note_quarantine")
     input_version = delta.version(spark, note_path)

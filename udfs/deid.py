@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd  # module level: pandas_udf resolves the string type hints in these globals
 
 from clinlake.deid.merge import merge_spans, tidy_model_spans
+from clinlake.deid.phrases import find_phrases
 from clinlake.deid.replace import DeidPolicy, replace_spans
 from clinlake.deid.rules import find_all
 from clinlake.deid.surrogates import DeidSecret, as_secret
@@ -77,7 +78,8 @@ def deidentify_text(
     try:
         key = as_secret(secret)
         model = tidy_model_spans([_model_span(s) for s in (model_spans or [])], text, policy.join_labels)
-        spans = merge_spans(find_all(text) + model, policy.detector_priority, text_length=len(text))
+        spans = merge_spans(find_all(text) + find_phrases(text, policy.phrases) + model, policy.detector_priority,
+                            text_length=len(text))
         new_text, mapping = replace_spans(text, spans, str(person_id), policy, key)
     except Exception as exc:  # noqa: BLE001 - the job quarantines the note; the message must not leak PHI
         log.warning("de-identification failed: %s", type(exc).__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -13,6 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from clinlake.config import path_of
+from clinlake.deid.phrases import fingerprint, load_phrases
 from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.residual import RESIDUAL_PATTERNS
 from clinlake.deid.surrogates import DeidSecret, load_secret
@@ -35,10 +37,20 @@ def secret_for(cfg: DictConfig) -> DeidSecret:
 
 
 def policy_for(cfg: DictConfig) -> DeidPolicy:
-    """Replacement policy from `deid.policy` (defaults in clinlake.deid.replace)."""
+    """Replacement policy from `deid.policy` (defaults in clinlake.deid.replace), with the `deid.phrases` list."""
     node = cfg.deid.get("policy")
     raw = OmegaConf.to_container(node, resolve=True) if node is not None else {}
-    return DeidPolicy.from_dict(raw)  # type: ignore[arg-type]
+    policy = DeidPolicy.from_dict(raw)  # type: ignore[arg-type]
+    phrases_file = str(cfg.deid.get("phrases") or "")
+    if phrases_file:
+        policy = dataclasses.replace(policy, phrases=load_phrases(path_of(cfg, phrases_file)))
+    return policy
+
+
+def rules_system(cfg: DictConfig, policy: DeidPolicy) -> str:
+    """`deid.rules_version`, plus the phrase list's fingerprint: a changed list re-runs the notes."""
+    version = str(cfg.deid.rules_version)
+    return f"{version}+phrases-{fingerprint(policy.phrases)}" if policy.phrases else version
 
 
 def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int = 20_000) -> DataFrame:

@@ -87,6 +87,7 @@ class DeidPolicy:
     detector_priority: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY))
     join_labels: frozenset[str] = DEFAULT_JOIN_LABELS  # model pieces of these labels joined across spaces
     max_chars: int = 5_000_000
+    phrases: tuple[tuple[str, str], ...] = ()  # (phrase, label) PHI list matched as whole words (deid.phrases)
 
     def __post_init__(self) -> None:
         bad = {a for a in list(self.actions.values()) + [self.default_action] if a not in ACTIONS}
@@ -118,6 +119,8 @@ class DeidPolicy:
             kw["date_shift_range"] = (int(lo), int(hi))
         if "join_labels" in cfg:
             kw["join_labels"] = frozenset(str(x) for x in cfg.pop("join_labels"))  # type: ignore[union-attr]
+        if "phrases" in cfg:
+            kw["phrases"] = tuple((str(p), str(lab)) for p, lab in cfg.pop("phrases"))  # type: ignore[union-attr]
         kw.update(cfg)
         return cls(**kw)  # type: ignore[arg-type]
 

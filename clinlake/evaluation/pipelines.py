@@ -129,7 +129,8 @@ def predict_meddocan(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> C
         cfg.deid.model_alias = model_alias
     model, ref = load_model(cfg)
     frame, back = _notes_frame(spark, notes_df)
-    udf = make_deid_udf(deid.policy_for(cfg), deid.secret_for(cfg))
+    policy = deid.policy_for(cfg)
+    udf = make_deid_udf(policy, deid.secret_for(cfg))
     rows = frame.transform(deid.with_model_spans, model).transform(deid.with_deid, udf) \
         .select("note_id", "deid").collect()
     mentions, texts, replacements = {}, {}, {}
@@ -140,7 +141,7 @@ def predict_meddocan(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> C
         replacements[doc] = [((s["start"], s["end"]), s["replacement"] or "") for s in spans]
         if r["deid"]["deid_text"] is not None:
             texts[doc] = r["deid"]["deid_text"]
-    versions = {"rules": str(cfg.deid.rules_version)}
+    versions = {"rules": deid.rules_system(cfg, policy)}
     if ref:
         name, version = ref.rsplit("@", 1)
         versions[name] = version
