@@ -28,7 +28,8 @@ demo: setup
 # LONGEST_FIRST, --no-loadscope-reorder): 44.1 min, 486 passed, 1 skipped; one run each, so within noise.
 # Session 13, idle machine (nothing else running): 26.6 min on the same code (+1.6 min for the ../shared tests,
 # absent from that copy); 25.2 min, 486 passed, 1 skipped, after the ranker test cached its examples; 23.1 min,
-# 487 passed, 1 skipped, on the session's final code. CI: 41 min on stop 22.
+# 487 passed, 1 skipped, on the session's final code. CI whole runs: 40 min (stop 21), 28 min (stop 22).
+# Session 14, idle: 23.3 min, 493 passed, 1 skipped (sentence bounds + the PHI phrase list).
 test: setup
 	@$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 
