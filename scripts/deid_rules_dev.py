@@ -17,11 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clinlake.corpora.brat import read_brat_folder  # noqa: E402
-from clinlake.deid.merge import merge_spans, tidy_model_spans  # noqa: E402
-from clinlake.deid.phrases import find_phrases, load_phrases  # noqa: E402
-from clinlake.deid.rules import find_all  # noqa: E402
+from clinlake.deid.phrases import load_phrases  # noqa: E402
+from clinlake.deid.replace import DeidPolicy  # noqa: E402
 from clinlake.deid.types import Span  # noqa: E402
-from udfs.deid import _model_span  # noqa: E402
+from udfs.deid import _model_span, detect_spans  # noqa: E402
 
 
 def read_model_spans(path: str) -> dict[str, list[Span]]:
@@ -44,14 +43,13 @@ def main() -> None:
     ap.add_argument("--phrases", default=str(Path(__file__).resolve().parents[1] / "sample" / "deid" / "phi_phrases.tsv"),
                     help="PHI phrase list (deid.phrases); '' for none")
     args = ap.parse_args()
-    phrases = load_phrases(args.phrases) if args.phrases else ()
+    policy = DeidPolicy(phrases=load_phrases(args.phrases) if args.phrases else ())
     model = read_model_spans(args.model_spans) if args.model_spans else {}
     gold_n, pred_n, tp, touched = (collections.Counter() for _ in range(4))
     chars_gold = chars_hit = 0
     for doc_id, text, ann in read_brat_folder(args.folder):
         gold = {(e.start, e.end, e.type) for e in ann.entities.values()}
-        spans = merge_spans(find_all(text) + find_phrases(text, phrases) + tidy_model_spans(model.get(doc_id, []), text),
-                             text_length=len(text))
+        spans = detect_spans(text, model.get(doc_id, []), policy)
         pred = {(s.start, s.end, s.label) for s in spans}
         covered = [False] * (len(text) + 1)
         for s, e, _ in pred:

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clinlake.corpora.readers import read_brat_corpus  # noqa: E402
+from clinlake.deid.phrases import find_phrases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LETTER = re.compile(r"[^\W\d_]")
@@ -48,12 +49,11 @@ def main() -> None:
         if len(phrase) < args.min_chars or "\n" in phrase or "\t" in phrase or not LETTER.search(phrase):
             continue  # postal codes and other numbers: the context rules' job, not a list's
         label = counts.most_common(1)[0][0]
-        pattern = re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)")
         seen = hit = 0
-        for doc, text in corpus.notes.items():
-            for m in pattern.finditer(text):
+        for doc, text in corpus.notes.items():  # the product's matcher, so the filter measures what it will match
+            for m in find_phrases(text, ((phrase, label),)):
                 seen += 1
-                hit += (doc, m.start(), m.end(), label) in gold
+                hit += (doc, m.start, m.end, label) in gold
         if seen and hit / seen >= args.min_precision:
             rows.append((phrase, label, hit, seen))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,13 @@ def _result(deid_text: str | None, spans: list[dict], error: str | None) -> dict
     return {"deid_text": deid_text, "spans": spans, "error": error}
 
 
+def detect_spans(text: str, model_spans: Iterable[Span], policy: DeidPolicy) -> list[Span]:
+    """Rules, the phrase list and the tidied model spans, merged by the policy: the PHI spans to replace."""
+    model = tidy_model_spans(model_spans, text, policy.join_labels)
+    return merge_spans(find_all(text) + find_phrases(text, policy.phrases) + model, policy.detector_priority,
+                       text_length=len(text))
+
+
 def deidentify_text(
     text: str | bytes | None,
     person_id: str | int | None,
@@ -77,9 +84,7 @@ def deidentify_text(
         return _result(text, [], None)
     try:
         key = as_secret(secret)
-        model = tidy_model_spans([_model_span(s) for s in (model_spans or [])], text, policy.join_labels)
-        spans = merge_spans(find_all(text) + find_phrases(text, policy.phrases) + model, policy.detector_priority,
-                            text_length=len(text))
+        spans = detect_spans(text, [_model_span(s) for s in (model_spans or [])], policy)
         new_text, mapping = replace_spans(text, spans, str(person_id), policy, key)
     except Exception as exc:  # noqa: BLE001 - the job quarantines the note; the message must not leak PHI
         log.warning("de-identification failed: %s", type(exc).__name__)
