@@ -1,4 +1,5 @@
-"""The PHI phrase list: loading, whole-word longest-first matching, its place in the UDF and in the system name."""
+"""The PHI phrase list (loading, whole-word longest-first matching, its place in the UDF and in the system name) and
+the propagation of detected mentions to their other occurrences."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pytest
 from omegaconf import OmegaConf
 
 from clinlake.deid import job as deid
-from clinlake.deid.phrases import DETECTOR, find_phrases, fingerprint, load_phrases
+from clinlake.deid.phrases import (
+    DETECTOR,
+    PROPAGATE_DETECTOR,
+    find_phrases,
+    fingerprint,
+    load_phrases,
+    propagate_mentions,
+)
 from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.surrogates import DeidSecret
 from clinlake.deid.types import Span
@@ -70,3 +78,33 @@ def test_shipped_sample_loads_and_has_no_bare_numbers():
     phrases = load_phrases(Path(__file__).resolve().parents[1] / "sample" / "deid" / "phi_phrases.tsv")
     assert len(phrases) > 100
     assert not [p for p, _ in phrases if p.isdigit()]  # postal codes are left to the context rules
+
+
+def test_propagation_adds_uncovered_whole_word_repeats_with_the_majority_label():
+    text = "Dr. Gómez Ruiz vio a Ana. Gómez Ruiz pidió TAC. Gómez Ruizo no. Ana Gómez Ruiz firma. Ana, 2016, 2016."
+    spans = [Span(4, 14, "NOMBRE_PERSONAL_SANITARIO", "model:ner", 0.7),   # Gómez Ruiz
+             Span(21, 24, "NOMBRE_SUJETO_ASISTENCIA", "model:ner", 0.7),   # Ana: shorter than min_chars
+             Span(64, 78, "NOMBRE_SUJETO_ASISTENCIA", "model:ner", 0.7),   # Ana Gómez Ruiz
+             Span(91, 95, "FECHAS", "rule:date", 1.0)]                     # 2016: no letter
+    got = propagate_mentions(spans, text)
+    # the second "Gómez Ruiz" only: "Gómez Ruizo" is another word, the fourth lies inside a detected span
+    assert got == [Span(26, 36, "NOMBRE_PERSONAL_SANITARIO", PROPAGATE_DETECTOR, 0.8)]
+    assert propagate_mentions(spans, text, min_chars=0) == [] and propagate_mentions([], text) == []
+    assert propagate_mentions(spans, text, min_chars=3) == [
+        Span(26, 36, "NOMBRE_PERSONAL_SANITARIO", PROPAGATE_DETECTOR, 0.8),
+        Span(86, 89, "NOMBRE_SUJETO_ASISTENCIA", PROPAGATE_DETECTOR, 0.8)]
+    votes = [Span(0, 6, "TERRITORIO", "model:ner"), Span(7, 13, "TERRITORIO", "model:ner"),
+             Span(14, 20, "HOSPITAL", "model:ner")]
+    assert propagate_mentions(votes, "Getafe Getafe Getafe Getafe") == [
+        Span(21, 27, "TERRITORIO", PROPAGATE_DETECTOR, 0.8)]
+
+
+def test_udf_masks_every_occurrence_of_a_detected_name_unless_turned_off():
+    text = "Remitida desde el Hospital La Paz. Alta del Hospital La Paz el día 3."
+    secret = DeidSecret("phrases-test-secret-0123456789abcdef")
+    model = [{"start": 18, "end": 33, "label": "HOSPITAL", "score": 0.9}]
+    on = deidentify_text(text, "p1", model, DeidPolicy(), secret)
+    off = deidentify_text(text, "p1", model, DeidPolicy(propagate_min_chars=0), secret)
+    assert [(s["start"], s["label"], s["detector"]) for s in on["spans"]] == [
+        (18, "HOSPITAL", "model:ner"), (44, "HOSPITAL", PROPAGATE_DETECTOR)]
+    assert "La Paz" not in on["deid_text"] and off["deid_text"].count("Hospital La Paz") == 1

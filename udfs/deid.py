@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd  # module level: pandas_udf resolves the string type hints in these globals
 
 from clinlake.deid.merge import merge_spans, tidy_model_spans
-from clinlake.deid.phrases import find_phrases
+from clinlake.deid.phrases import find_phrases, propagate_mentions
 from clinlake.deid.replace import DeidPolicy, replace_spans
 from clinlake.deid.rules import find_all
 from clinlake.deid.surrogates import DeidSecret, as_secret
@@ -51,10 +51,13 @@ def _result(deid_text: str | None, spans: list[dict], error: str | None) -> dict
 
 
 def detect_spans(text: str, model_spans: Iterable[Span], policy: DeidPolicy) -> list[Span]:
-    """Rules, the phrase list and the tidied model spans, merged by the policy: the PHI spans to replace."""
+    """Rules, the phrase list and the tidied model spans, merged by the policy, plus the other occurrences of each
+    detected text: the PHI spans to replace."""
     model = tidy_model_spans(model_spans, text, policy.join_labels)
-    return merge_spans(find_all(text) + find_phrases(text, policy.phrases) + model, policy.detector_priority,
-                       text_length=len(text))
+    merged = merge_spans(find_all(text) + find_phrases(text, policy.phrases) + model, policy.detector_priority,
+                         text_length=len(text))
+    repeats = propagate_mentions(merged, text, policy.propagate_min_chars)
+    return merge_spans(merged + repeats, policy.detector_priority, text_length=len(text)) if repeats else merged
 
 
 def deidentify_text(

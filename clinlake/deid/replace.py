@@ -88,6 +88,7 @@ class DeidPolicy:
     join_labels: frozenset[str] = DEFAULT_JOIN_LABELS  # model pieces of these labels joined across spaces
     max_chars: int = 5_000_000
     phrases: tuple[tuple[str, str], ...] = ()  # (phrase, label) PHI list matched as whole words (deid.phrases)
+    propagate_min_chars: int = 4  # other occurrences of a detected text this long are PHI too; 0 = off
 
     def __post_init__(self) -> None:
         bad = {a for a in list(self.actions.values()) + [self.default_action] if a not in ACTIONS}
