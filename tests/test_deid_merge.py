@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clinlake.deid.merge import has_overlaps, join_adjacent, merge_spans, strip_titles, tidy_model_spans
+from clinlake.deid.merge import (
+    has_overlaps,
+    join_adjacent,
+    merge_spans,
+    strip_edge_punctuation,
+    strip_titles,
+    tidy_model_spans,
+)
 from clinlake.deid.types import Span
 
 
@@ -66,6 +73,16 @@ def test_a_list_of_relatives_is_one_span_per_relative():
     end = text.index(") fall") + 1
     out = tidy_model_spans([Span(start, end, "FAMILIARES_SUJETO_ASISTENCIA", "model:ner")], text)
     assert [t for t, _ in _texts(text, out)] == ["madre", "abuela", "hermano", "gemelo"]
+
+
+def test_spans_end_before_trailing_commas_and_brackets_they_did_not_open():
+    text = "(Allergan, California, EE.UU.), y (Hospital (HUVR), Sevilla); ok"
+    def at(t: str, label: str = "PAIS") -> Span:
+        return Span(text.index(t), text.index(t) + len(t), label, "model:ner", 0.8)
+    spans = [at("EE.UU.),"), at("Allergan,", "INSTITUCION"), at("Hospital (HUVR)", "HOSPITAL"), at(", "), at("ok")]
+    out = strip_edge_punctuation(spans, text)
+    assert [text[s.start:s.end] for s in out] == ["EE.UU.", "Allergan", "Hospital (HUVR)", ",", "ok"]
+    assert out[2] is spans[2] and out[0].score == 0.8  # unchanged spans pass through; a one-character span stays
 
 
 def test_join_leaves_other_labels_and_non_space_gaps_alone():

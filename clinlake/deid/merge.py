@@ -140,6 +140,26 @@ def strip_trailing_periods(spans: Iterable[Span], text: str,
     return out
 
 
+_EDGE_PUNCT = ",;:"
+
+
+def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
+    """Spans end before a trailing comma, semicolon or colon and before a ')' or ']' they did not open (the
+    tokenizer keeps "EE.UU.)," as one token; MEDDOCAN train has 1 such ending in 11,333 spans)."""
+    out = []
+    for span in spans:
+        end = span.end
+        while end - span.start > 1 and end <= len(text):
+            piece, last = text[span.start:end], text[end - 1]
+            if last in _EDGE_PUNCT or last.isspace() or (last == ")" and "(" not in piece) or (
+                    last == "]" and "[" not in piece):
+                end -= 1
+            else:
+                break
+        out.append(span if end == span.end else Span(span.start, end, span.label, span.detector, span.score))
+    return out
+
+
 # MEDDOCAN annotates each relative on its own ("su [madre] y su [padre]"); the model often takes the list whole.
 _RELATIVE_LIST_SEP = re.compile(r"\s*[,;()]?\s*\b(?:y|e|como)\s+(?:(?:sus?|la|el|los|las)\s+)?|\s*[,;()]\s*")
 RELATIVE_LABELS: frozenset[str] = frozenset({"FAMILIARES_SUJETO_ASISTENCIA"})
@@ -165,9 +185,10 @@ def split_relatives(spans: Iterable[Span], text: str, labels: Iterable[str] = RE
 
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles and
-    trailing periods left out, lists of relatives cut (docs/deid.md "Model spans")."""
+    trailing periods and unopened brackets left out, lists of relatives cut (docs/deid.md "Model spans")."""
     joined = join_adjacent(spans, text, join_labels)
-    return split_relatives(strip_trailing_periods(strip_titles(joined, text), text), text)
+    tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
+    return split_relatives(tidied, text)
 
 
 def has_overlaps(spans: Iterable[Span]) -> bool:
