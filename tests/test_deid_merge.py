@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clinlake.deid.merge import (
+    drop_quantities,
     has_overlaps,
     join_adjacent,
     merge_spans,
@@ -83,6 +84,15 @@ def test_spans_end_before_trailing_commas_and_brackets_they_did_not_open():
     out = strip_edge_punctuation(spans, text)
     assert [text[s.start:s.end] for s in out] == ["EE.UU.", "Allergan", "Hospital (HUVR)", ",", "ok"]
     assert out[2] is spans[2] and out[0].score == 0.8  # unchanged spans pass through; a one-character span stays
+
+
+def test_a_number_before_a_unit_is_a_quantity_not_a_date():
+    text = "Cefepime 2000 mg/12 h, diuresis 1500-2000 ml/día desde 2000, en 2004 5 mg."
+    def at(t: str, label: str = "FECHAS", after: int = 0) -> Span:
+        i = text.index(t, after)
+        return Span(i, i + len(t), label, "model:ner")
+    spans = [at("2000"), at("1500-2000"), at("2000", after=text.index("desde")), at("2004"), at("5 mg", "EDAD")]
+    assert drop_quantities(spans, text) == spans[2:]  # a year before ", en" or a number before a digit stays
 
 
 def test_join_leaves_other_labels_and_non_space_gaps_alone():

@@ -160,6 +160,18 @@ def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
     return out
 
 
+# A number followed by a dose, volume, size or duration unit is a quantity ("cefepime 2000 mg", "1500-2000 ml/día"),
+# never a date: MEDDOCAN train has no such FECHAS span, the model tags a few.
+_NUMBER = re.compile(r"[\d.,/-]+")
+_UNIT_AFTER = re.compile(r"[ \t]*(?:mg|mcg|µg|ug|g|kg|ml|mL|l|L|cc|UI|U|mmol|mEq|cm|mm|m|%|h|horas|min)\b")
+
+
+def drop_quantities(spans: Iterable[Span], text: str) -> list[Span]:
+    """Drop FECHAS spans that are a bare number followed by a unit."""
+    return [s for s in spans
+            if not (s.label == "FECHAS" and _NUMBER.fullmatch(text, s.start, s.end) and _UNIT_AFTER.match(text, s.end))]
+
+
 # MEDDOCAN annotates each relative on its own ("su [madre] y su [padre]"); the model often takes the list whole.
 _RELATIVE_LIST_SEP = re.compile(r"\s*[,;()]?\s*\b(?:y|e|como)\s+(?:(?:sus?|la|el|los|las)\s+)?|\s*[,;()]\s*")
 RELATIVE_LABELS: frozenset[str] = frozenset({"FAMILIARES_SUJETO_ASISTENCIA"})
@@ -185,10 +197,10 @@ def split_relatives(spans: Iterable[Span], text: str, labels: Iterable[str] = RE
 
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles and
-    trailing periods and unopened brackets left out, lists of relatives cut (docs/deid.md "Model spans")."""
+    trailing periods and unopened brackets left out, quantities not dates, lists of relatives cut (docs/deid.md "Model spans")."""
     joined = join_adjacent(spans, text, join_labels)
     tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
-    return split_relatives(tidied, text)
+    return split_relatives(drop_quantities(tidied, text), text)
 
 
 def has_overlaps(spans: Iterable[Span]) -> bool:
