@@ -196,8 +196,9 @@ def split_relatives(spans: Iterable[Span], text: str, labels: Iterable[str] = RE
 
 
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
-    """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles and
-    trailing periods and unopened brackets left out, quantities not dates, lists of relatives cut (docs/deid.md "Model spans")."""
+    """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles, trailing
+    periods and unopened brackets left out, quantities not dates, lists of relatives cut (docs/deid.md "Model
+    spans")."""
     joined = join_adjacent(spans, text, join_labels)
     tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
     return split_relatives(drop_quantities(tidied, text), text)

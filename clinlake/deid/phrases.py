@@ -75,11 +75,11 @@ def _whole_words(phrases: Iterable[str]) -> re.Pattern[str]:
 def propagate_mentions(spans: Iterable[Span], text: str, min_chars: int = 4) -> list[Span]:
     """Other whole-word occurrences of a detected span's text that no span covers yet, with that span's label.
 
-    A note names the same person, place or institution more than once; MEDDOCAN's annotators marked every
-    occurrence (MEDDOCAN train: of the other whole-word occurrences of an annotated text of 3+ characters,
-    1,491 carry the same label, 164 lie inside another span and 18 are unmarked), while the model may find only some. Texts shorter than
-    ``min_chars`` or without a letter are not propagated (a bare number or "Sr" means nothing alone); ``min_chars``
-    0 turns propagation off. A text detected under several labels takes its most frequent one.
+    A note names the same person, place or institution more than once, and MEDDOCAN's annotators mark every
+    occurrence: in train, of the other whole-word occurrences of an annotated text of 3+ characters, 1,491 carry
+    the same label, 164 lie inside another span and 18 are unmarked. The model may find only some of them. Texts
+    shorter than ``min_chars`` or without a letter are not propagated (a bare number or "Sr" means nothing alone);
+    ``min_chars`` 0 turns propagation off. A text detected under several labels takes its most frequent one.
     """
     spans = list(spans)
     if min_chars <= 0 or not spans or not text:
