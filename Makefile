@@ -30,6 +30,7 @@ demo: setup
 # absent from that copy); 25.2 min, 486 passed, 1 skipped, after the ranker test cached its examples; 23.1 min,
 # 487 passed, 1 skipped, on the session's final code. CI whole runs: 40 min (stop 21), 28 min (stop 22).
 # Session 14, idle: 23.3 min, 493 passed, 1 skipped (sentence bounds + the PHI phrase list).
+# Session 15, idle: 24.6 min, 497 passed, 1 skipped (rules-3: repeats of detected texts).
 test: setup
 	@$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 
