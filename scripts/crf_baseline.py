@@ -2,8 +2,9 @@
 
 Not part of the product or the test suite. It needs `pip install sklearn-crfsuite` (python-crfsuite), ideally in a
 scratch virtual environment; the brat reader is the project's own (`clinlake.corpora.brat`, pure Python). It trains
-on MEDDOCAN train, tags dev, and prints subtrack 1 strict (span + type) precision, recall and F1, overall and per type,
-in the form of docs/deid.md's per-type table, so the deployed path can be compared type by type.
+on MEDDOCAN train, tags dev, and scores it with the evaluation job's MEDDOCAN scorer (`clinlake.metrics`): it prints
+subtrack 1 strict precision, recall and F1 per type in the form of docs/deid.md's table, and `--out` keeps those with
+the subtrack 2 scores, so the deployed path can be compared type by type.
 
     python scripts/crf_baseline.py [--train DIR] [--dev DIR] [--out results.json]
 """
@@ -11,7 +12,6 @@ in the form of docs/deid.md's per-type table, so the deployed path can be compar
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import re
 import sys
@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clinlake.corpora.brat import read_brat_folder  # noqa: E402
+from clinlake.metrics.deid import meddocan_scores  # noqa: E402
+from clinlake.metrics.prf import per_label_table  # noqa: E402
 
 TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -89,13 +91,13 @@ def spans_of(tokens: list[tuple[int, int]], tags: list[str]) -> set[tuple[int, i
     return {(s, e, label) for s, e, label in out}
 
 
-def load(folder: str) -> list[tuple[str, list[list[tuple[int, int]]], list[list[str]], set]]:
-    """Documents as (text, token lines, tag lines, gold spans)."""
-    docs = []
-    for _, text, ann in read_brat_folder(folder):
+def load(folder: str) -> dict[str, tuple[str, list[list[tuple[int, int]]], list[list[str]], set]]:
+    """doc_id -> (text, token lines, tag lines, gold spans)."""
+    docs = {}
+    for doc_id, text, ann in read_brat_folder(folder):
         gold = {(e.start, e.end, e.type) for e in ann.entities.values()}
         lines = tokenized_lines(text)
-        docs.append((text, lines, [bio(toks, sorted(gold)) for toks in lines], gold))
+        docs[doc_id] = (text, lines, [bio(toks, sorted(gold)) for toks in lines], gold)
     return docs
 
 
@@ -114,41 +116,32 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.time()
-    train = load(args.train)
+    train = load(args.train).values()
     x = [sentence_features([text[a:b] for a, b in toks]) for text, lines, _, _ in train for toks in lines]
     y = [tags for _, _, tag_lines, _ in train for tags in tag_lines]
     crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=args.c1, c2=args.c2, max_iterations=args.iterations)
     crf.fit(x, y)
     fit_s = time.time() - t0
 
-    tp, fp, fn = collections.Counter(), collections.Counter(), collections.Counter()
-    for text, lines, _, gold in load(args.dev):
-        pred: set = set()
+    gold, pred, texts = {}, {}, {}
+    for doc_id, (text, lines, _, doc_gold) in load(args.dev).items():
+        texts[doc_id] = text
+        gold[doc_id] = {(label, s, e) for s, e, label in doc_gold}
+        pred[doc_id] = set()
         for toks in lines:
-            pred |= spans_of(toks, crf.predict_single(sentence_features([text[a:b] for a, b in toks])))
-        for s in pred & gold:
-            tp[s[2]] += 1
-        for s in pred - gold:
-            fp[s[2]] += 1
-        for s in gold - pred:
-            fn[s[2]] += 1
-
-    def prf(t: int, p: int, n: int) -> tuple[float, float, float]:
-        pr = t / (t + p) if t + p else 0.0
-        rc = t / (t + n) if t + n else 0.0
-        return pr, rc, (2 * pr * rc / (pr + rc) if pr + rc else 0.0)
-
-    result = {"train_seconds": round(fit_s, 1), "per_type": {}}
+            tags = crf.predict_single(sentence_features([text[a:b] for a, b in toks]))
+            pred[doc_id] |= {(label, s, e) for s, e, label in spans_of(toks, tags)}
+    # the evaluation job's own MEDDOCAN scorer and per-label table, so the figures compare with docs/deid.md's
+    result: dict[str, object] = {"train_seconds": round(fit_s, 1), **meddocan_scores(gold, pred, texts)}
+    rows = per_label_table({(d, *x) for d, xs in gold.items() for x in xs},
+                           {(d, *x) for d, xs in pred.items() for x in xs}, label_of=lambda x: x[1])
+    result["per_type"] = rows
     print("| type | support | TP | FP | FN | P | R | F1 |\n|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label in sorted(set(tp) | set(fn) | set(fp), key=lambda k: -(tp[k] + fn[k])):
-        p, r, f = prf(tp[label], fp[label], fn[label])
-        result["per_type"][label] = {"support": tp[label] + fn[label], "tp": tp[label], "fp": fp[label],
-                                     "fn": fn[label], "precision": p, "recall": r, "f1": f}
-        print(f"| {label} | {tp[label] + fn[label]} | {tp[label]} | {fp[label]} | {fn[label]} | {p:.3f} | {r:.3f} "
-              f"| {f:.3f} |")
-    p, r, f = prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
-    result.update(subtrack1_strict_precision=p, subtrack1_strict_recall=r, subtrack1_strict_f1=f)
-    print(f"\nsubtrack 1 strict P {p:.4f} R {r:.4f} F1 {f:.4f}; trained in {fit_s:.0f} s")
+    for r in sorted(rows, key=lambda r: -r["support"]):
+        print(f"| {r['label']} | {r['support']} | {r['tp']} | {r['fp']} | {r['fn']} | {r['precision']:.3f} "
+              f"| {r['recall']:.3f} | {r['f1']:.3f} |")
+    print(f"\nsubtrack 1 strict P {result['subtrack1_strict_precision']:.4f} R {result['subtrack1_strict_recall']:.4f} "
+          f"F1 {result['subtrack1_strict_f1']:.4f}; trained in {fit_s:.0f} s")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clinlake.corpora.readers import read_brat_corpus  # noqa: E402
-from clinlake.deid.phrases import find_phrases  # noqa: E402
+from clinlake.deid.phrases import LETTER, find_phrases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-LETTER = re.compile(r"[^\W\d_]")
 LABELS = "INSTITUCION,HOSPITAL,CENTRO_SALUD,TERRITORIO,PAIS"
 
 

@@ -141,6 +141,7 @@ def strip_trailing_periods(spans: Iterable[Span], text: str,
 
 
 _EDGE_PUNCT = ",;:"
+_OPENERS = {")": "(", "]": "["}
 
 
 def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
@@ -150,12 +151,11 @@ def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
     for span in spans:
         end = span.end
         while end - span.start > 1 and end <= len(text):
-            piece, last = text[span.start:end], text[end - 1]
-            if last in _EDGE_PUNCT or last.isspace() or (last == ")" and "(" not in piece) or (
-                    last == "]" and "[" not in piece):
-                end -= 1
-            else:
+            last = text[end - 1]
+            opener = _OPENERS.get(last)
+            if not (last in _EDGE_PUNCT or last.isspace() or (opener and text.find(opener, span.start, end) < 0)):
                 break
+            end -= 1
         out.append(span if end == span.end else Span(span.start, end, span.label, span.detector, span.score))
     return out
 

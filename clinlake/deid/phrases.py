@@ -24,7 +24,7 @@ from clinlake.deid.types import Span
 from clinlake.errors import UserError
 
 Phrase = tuple[str, str]  # (phrase, label)
-_LETTER = re.compile(r"[^\W\d_]")
+LETTER = re.compile(r"[^\W\d_]")  # a phrase or propagated text must hold one
 DETECTOR = "rule:phrases"
 SCORE = 0.9
 PROPAGATE_DETECTOR = "rule:propagate"
@@ -50,12 +50,18 @@ def fingerprint(phrases: Iterable[Phrase]) -> str:
     return digest.hexdigest()[:8]
 
 
+def _whole_words(phrases: Iterable[str]) -> re.Pattern[str]:
+    """One alternation, longest phrase first (Python's re takes the first alternative that matches), on word
+    boundaries."""
+    alternation = "|".join(re.escape(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p)))
+    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
+
+
 @functools.lru_cache(maxsize=8)
 def _compiled(phrases: tuple[Phrase, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
-    """One alternation, longest phrase first (Python's re takes the first alternative that matches)."""
+    """The list's pattern and each phrase's label, compiled once per list."""
     labels = dict(phrases)  # a phrase listed under two labels keeps the last (sorted) one
-    alternation = "|".join(re.escape(p) for p in sorted(labels, key=lambda p: (-len(p), p)))
-    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)"), labels
+    return _whole_words(labels), labels
 
 
 def find_phrases(text: str, phrases: tuple[Phrase, ...]) -> list[Span]:
@@ -64,12 +70,6 @@ def find_phrases(text: str, phrases: tuple[Phrase, ...]) -> list[Span]:
         return []
     pattern, labels = _compiled(phrases)
     return [Span(m.start(), m.end(), labels[m.group()], DETECTOR, SCORE) for m in pattern.finditer(text)]
-
-
-def _whole_words(phrases: Iterable[str]) -> re.Pattern[str]:
-    """One alternation of the phrases, longest first, on word boundaries."""
-    alternation = "|".join(re.escape(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p)))
-    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
 
 
 def propagate_mentions(spans: Iterable[Span], text: str, min_chars: int = 4) -> list[Span]:
@@ -87,7 +87,7 @@ def propagate_mentions(spans: Iterable[Span], text: str, min_chars: int = 4) -> 
     votes: dict[str, Counter[str]] = {}
     for s in spans:
         mention = text[s.start:s.end]
-        if len(mention) >= min_chars and _LETTER.search(mention) and mention == mention.strip():
+        if len(mention) >= min_chars and LETTER.search(mention) and mention == mention.strip():
             votes.setdefault(mention, Counter())[s.label] += 1
     if not votes:
         return []
