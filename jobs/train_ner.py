@@ -1,7 +1,8 @@
 """Job train_ner: fit a recogniser, log it to MLflow, register a new version (first version becomes @champion).
 
---model gazetteer: TextMatcher over the lake's gazetteer. --model diagnosis_procedure | morphology | drug:
-NerDL on the registered in-domain embeddings (run train_embeddings first), settings under models.ner.*.
+--model gazetteer: TextMatcher over the lake's gazetteer. --model diagnosis_procedure | diagnosis | procedure |
+morphology | drug, or any other key under models.ner.models: NerDL on the registered in-domain embeddings (run
+train_embeddings first), settings under models.ner.*.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from clinlake.config import lake_path, path_of, require_path  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
 
 log = logging.getLogger("clinlake.train_ner")
-NERDL_MODELS = ("diagnosis_procedure", "morphology", "drug")
+NERDL_MODELS = ("diagnosis_procedure", "diagnosis", "procedure", "morphology", "drug")  # the shipped keys
 MODELS = ("gazetteer",) + NERDL_MODELS
 
 
@@ -72,19 +73,18 @@ def train_gazetteer(spark: SparkSession, cfg: DictConfig) -> dict:
 
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     """Dispatch on --model."""
-    if args.model in NERDL_MODELS:
-        from clinlake.ner.lifecycle import train_recogniser
+    if args.model == "gazetteer":
+        return train_gazetteer(spark, cfg)
+    from clinlake.ner.lifecycle import train_recogniser
 
-        return train_recogniser(spark, cfg, args.model)
-    if args.model != "gazetteer":
-        raise UserError(f"unknown --model '{args.model}' (expected one of {', '.join(MODELS)})")
-    return train_gazetteer(spark, cfg)
+    # any models.ner.models key (a site may configure its own); an unknown one is a UserError naming the known ones
+    return train_recogniser(spark, cfg, args.model)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     parser = base_parser(__doc__)
-    parser.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--model", required=True, help=f"{', '.join(MODELS)} or another models.ner.models key")
     run_job("train_ner", parser.parse_args(argv), run)
 
 

@@ -155,8 +155,29 @@ def test_model_defaults_sit_under_the_loaded_config():
     cfg = with_model_defaults(test_config(sets=["models.ner.defaults.max_epochs=3",
                                                  "models.ner.models.drug.lr=0.01"]))
     drug = model_settings(cfg, "drug")
-    assert drug.max_epochs == 3 and drug.lr == 0.01 and drug.name == "ner-drug-es"
+    assert drug.lr == 0.01 and drug.name == "ner-drug-es"
+    # a recogniser's own setting wins over the shared defaults: drug keeps its 16 epochs, morphology takes the 3
+    assert drug.max_epochs == 16 and model_settings(cfg, "morphology").max_epochs == 3
     assert deid_settings(cfg).name == "deid-ner-es"
     assert cfg.models.recogniser.name  # the lead's keys survive
     with pytest.raises(UserError):
         model_settings(cfg, "nope")
+
+
+def test_codiesp_has_one_tagger_per_label_besides_the_joint_one():
+    from tests.conftest import test_config
+
+    cfg = with_model_defaults(test_config())
+    diag, proc = model_settings(cfg, "diagnosis"), model_settings(cfg, "procedure")
+    assert (list(diag.labels), list(proc.labels)) == (["DIAGNOSTICO"], ["PROCEDIMIENTO"])
+    assert len({diag.name, proc.name, model_settings(cfg, "diagnosis_procedure").name}) == 3
+
+
+def test_train_ner_refuses_an_unconfigured_model_before_touching_spark():
+    import argparse
+
+    from jobs import train_ner
+    from tests.conftest import test_config
+
+    with pytest.raises(UserError, match="unknown NER model 'nope'.*diagnosis"):
+        train_ner.run(None, test_config(), argparse.Namespace(model="nope"))
