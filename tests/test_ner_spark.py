@@ -132,7 +132,7 @@ def test_training_is_rejected_without_registered_embeddings(spark, tmp_path):
 
 
 FULL = [("deid", "subtrack1_strict_f1", 0.93), ("morphology", "ner_f1", 0.75), ("drug", "ner_f1", 0.85),
-        ("diagnosis_procedure", "mention_f1", 0.55), ("diagnosis", "mention_f1", 0.60), ("procedure", "mention_f1", 0.48)]
+        ("diagnosis_procedure", "mention_f1", 0.52), ("diagnosis", "mention_f1", 0.60), ("procedure", "mention_f1", 0.48)]
 
 
 @pytest.mark.training
