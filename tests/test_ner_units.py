@@ -156,8 +156,9 @@ def test_model_defaults_sit_under_the_loaded_config():
                                                  "models.ner.models.drug.lr=0.01"]))
     drug = model_settings(cfg, "drug")
     assert drug.lr == 0.01 and drug.name == "ner-drug-es"
-    # a recogniser's own setting wins over the shared defaults: drug keeps its 16 epochs, morphology takes the 3
-    assert drug.max_epochs == 16 and model_settings(cfg, "morphology").max_epochs == 3
+    # a recogniser's own setting wins over the shared defaults: drug keeps its 16 epochs, the joint CodiEsp tagger
+    # takes the 3
+    assert drug.max_epochs == 16 and model_settings(cfg, "diagnosis_procedure").max_epochs == 3
     assert deid_settings(cfg).name == "deid-ner-es"
     assert cfg.models.recogniser.name  # the lead's keys survive
     with pytest.raises(UserError):
@@ -181,3 +182,36 @@ def test_train_ner_refuses_an_unconfigured_model_before_touching_spark():
 
     with pytest.raises(UserError, match="unknown NER model 'nope'.*diagnosis"):
         train_ner.run(None, test_config(), argparse.Namespace(model="nope"))
+
+
+def test_extra_train_splits_join_training_and_never_the_dev_split(tmp_path):
+    from clinlake.ner.lifecycle import _splits
+
+    for sub in "tdex":
+        (tmp_path / sub).mkdir()
+    train = _brat(tmp_path / "t", {"t1": ("Carcinoma ductal.", [("MORFOLOGIA_NEOPLASIA", 0, 16)])})
+    dev = _brat(tmp_path / "d", {"d1": ("Adenoma tubular.", [("MORFOLOGIA_NEOPLASIA", 0, 15)])})
+    dev2 = _brat(tmp_path / "e", {"e1": ("Linfoma difuso.", [("MORFOLOGIA_NEOPLASIA", 0, 14)]),
+                                  "e2": ("Sin tumor.", [])})
+    cfg = OmegaConf.create({"project_root": str(tmp_path)})
+    settings = OmegaConf.create({"corpus": "cantemist", "train": str(train), "dev": str(dev), "labels": ["MORFOLOGIA_NEOPLASIA"],
+                                 "extra_train": [str(dev2)]})
+    tr, dv = _splits(cfg, settings, include_dev=False)
+    assert sorted(tr.texts) == ["e1", "e2", "t1"] and tr.spans["e1"] == [("MORFOLOGIA_NEOPLASIA", 0, 14)]
+    assert list(dv.texts) == ["d1"]
+    settings.extra_train = []  # train alone
+    assert sorted(_splits(cfg, settings, include_dev=False)[0].texts) == ["t1"]
+    settings.extra_train = str(dev)  # the held-out split cannot be training data by this door
+    with pytest.raises(UserError, match="dev split"):
+        _splits(cfg, settings, include_dev=False)
+    settings.extra_train = [str(dev2)]
+    settings.train = str(_brat(tmp_path / "x", {"d1": ("Adenoma tubular.", [("MORFOLOGIA_NEOPLASIA", 0, 15)])}))
+    with pytest.raises(UserError, match="also dev documents"):
+        _splits(cfg, settings, include_dev=False)
+
+
+def test_the_morphology_tagger_trains_on_cantemist_dev2_and_is_measured_on_dev1():
+    from tests.conftest import test_config
+
+    morph = model_settings(with_model_defaults(test_config()), "morphology")
+    assert str(morph.dev).endswith("cantemist/dev1") and [str(p)[-14:] for p in morph.extra_train] == ["cantemist/dev2"]

@@ -142,10 +142,29 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
     disc = str(settings.get("discontinuous", "span"))
     corpus = str(settings.corpus)
     train = labelled_split(corpus, path_of(cfg, str(settings.train)), labels, disc, int(settings.get("max_train_docs", 0) or 0))
-    dev = labelled_split(corpus, path_of(cfg, str(settings.dev)), labels, disc, int(settings.get("max_dev_docs", 0) or 0))
+    dev_path = path_of(cfg, str(settings.dev))
+    dev = labelled_split(corpus, dev_path, labels, disc, int(settings.get("max_dev_docs", 0) or 0))
+    for extra in extra_train_paths(cfg, settings):
+        # a second annotated split of the same corpus (CANTEMIST dev2): more training data, dev stays held out
+        if extra.resolve() == Path(dev_path).resolve():
+            raise UserError(f"extra_train lists the dev split {extra}: dev metrics would not be held out "
+                            "(use include_dev: true for a final model on train+dev)")
+        train = merge_splits(train, labelled_split(corpus, extra, labels, disc, int(settings.get("max_train_docs", 0) or 0)))
+    leak = set(train.texts) & set(dev.texts)
+    if leak:
+        raise UserError(f"{len(leak)} training documents are also dev documents, e.g. {sorted(leak)[0]}: "
+                        "dev metrics would not be held out")
     if include_dev:
         train = merge_splits(train, dev)
     return train, dev
+
+
+def extra_train_paths(cfg: DictConfig, settings: DictConfig) -> list[Path]:
+    """The recogniser's `extra_train` splits (a path or a list of paths), resolved; [] when unset."""
+    extra = settings.get("extra_train") or []
+    if isinstance(extra, str):
+        extra = [extra]
+    return [Path(path_of(cfg, str(p))) for p in extra]
 
 
 def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[str, Any]:
@@ -164,7 +183,8 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
         graph_dir = str(settings.get("graph_dir") or training.GRAPH_DIR)
     text_stages, w2v, emb_ref = load_embeddings(spark, cfg)
     params = {"model": model, "registered_name": settings.name, "corpus": settings.corpus, "train": settings.train,
-              "dev": settings.dev, "include_dev": include_dev, "labels": ",".join(labels), "tagging": scheme,
+              "dev": settings.dev, "include_dev": include_dev,
+              "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)), "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
               "discontinuous": settings.get("discontinuous", "span"), "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
