@@ -1,7 +1,7 @@
 """Write sample/vocab/gazetteer_precision.tsv: how often each gazetteer phrase is annotated vs how often it occurs.
 
 For every (label, phrase) of sample/vocab/gazetteer.tsv, counted in the training split its label comes from
-(CodiEsp train for DIAGNOSTICO/PROCEDIMIENTO, CANTEMIST train for MORFOLOGIA_NEOPLASIA): `annotated` = gold
+(CodiEsp train for DIAGNOSTICO/PROCEDIMIENTO, CANTEMIST train + dev2 for MORFOLOGIA_NEOPLASIA): `annotated` = gold
 mentions with that phrase, `occurrences` = times the phrase's tokens occur in the texts (case-blind). The
 gazetteer recogniser drops phrases whose annotated / occurrences is below `models.recogniser.precision.min_precision`
 (clinlake.recognise.phrases_by_label). Development tool: reads ../shared/corpora, never run by the product.
@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     """Count and write the TSV."""
     from clinlake.vocab.gazetteer import _brat_annotations, phrase_key, phrase_precision
+    from scripts.make_vocab_sample import CANTEMIST_TRAIN
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
@@ -43,11 +44,13 @@ def main() -> None:
         if len(cols) >= 5 and tuple(cols) not in seen:   # the same verbatim-duplicate rule as the gazetteer
             seen.add(tuple(cols))
             cd_gold[cols[1]].append(cols[3])
-    cantemist = args.corpora / "cantemist" / "train"
-    ct_texts = [p.read_text(encoding="utf-8") for p in sorted(cantemist.glob("*.txt"))]
+    ct_texts: list[str] = []
     ct_gold: dict[str, list[str]] = defaultdict(list)
-    for mention, label, _ in _brat_annotations(cantemist):
-        ct_gold[label].append(mention)
+    for split in CANTEMIST_TRAIN:  # the splits the gazetteer's CANTEMIST mentions come from
+        cantemist = args.corpora / "cantemist" / split
+        ct_texts += [p.read_text(encoding="utf-8") for p in sorted(cantemist.glob("*.txt"))]
+        for mention, label, _ in _brat_annotations(cantemist):
+            ct_gold[label].append(mention)
     rows = []
     for label in sorted(phrases):
         texts, gold = (ct_texts, ct_gold) if label == "MORFOLOGIA_NEOPLASIA" else (cd_texts, cd_gold)

@@ -23,10 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 from clinlake.vocab.gazetteer import LABEL_VOCABULARY, _brat_annotations  # noqa: E402
 from clinlake.vocab.loaders import dotted_icd10  # noqa: E402
+from clinlake.vocab.normalize import normalize  # noqa: E402
 
 KEEP_DIAG_CHILDREN = ("name", "desc", "inclusionTerm", "includes", "sevenChrDef")
 FULL_SUBTREE_MAX = 40  # keep a needed code's whole subtree when it has at most this many <diag> nodes
 ATHENA_SEED_CONCEPTS = 40
+CANTEMIST_TRAIN = ("train", "dev2")  # the gazetteer's CANTEMIST splits (dev1 is held out for measuring)
 
 
 def codiesp_codes(corpora: Path, splits: tuple[str, ...] = ("train", "dev")) -> tuple[set[str], set[str]]:
@@ -173,7 +175,8 @@ def main() -> None:
     (out / "cie-o-3" / "cie_o3.jsonl").write_text("\n".join(o3_rows) + "\n", encoding="utf-8")
     print(f"cie-o-3: {len(o3)} CANTEMIST codes -> {len(o3_rows)} rows")
 
-    # Gazetteer (same counting as clinlake.vocab.gazetteer.build_gazetteer): CodiEsp train X + CANTEMIST train
+    # Gazetteer (same counting as clinlake.vocab.gazetteer.build_gazetteer): CodiEsp train X + CANTEMIST train and
+    # dev2 (CANTEMIST's second annotated development split is training data here; dev1 is the held-out measure)
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
     seen = set()
     for line in (corpora / "codiesp" / "train" / "trainX.tsv").read_text(encoding="utf-8").splitlines():
@@ -183,8 +186,10 @@ def main() -> None:
         seen.add(tuple(cols))
         vocab_id = LABEL_VOCABULARY[cols[1]]
         counts[(cols[3].strip(), cols[1], vocab_id, cols[2].strip().upper(), "codiesp")] += 1
-    for mention, label, code in _brat_annotations(corpora / "cantemist" / "train"):
-        counts[(mention.strip(), label, LABEL_VOCABULARY[label], code.strip(), "cantemist")] += 1
+    for split in CANTEMIST_TRAIN:
+        for mention, label, code in _brat_annotations(corpora / "cantemist" / split):
+            if normalize(mention):  # as build_gazetteer: dev2's "SE" (Ewing sarcoma) is a stop word once normalised
+                counts[(mention.strip(), label, LABEL_VOCABULARY[label], code.strip(), "cantemist")] += 1
     with open(out / "gazetteer.tsv", "w", encoding="utf-8", newline="") as fh:
         fh.write("mention\tlabel\tvocabulary_id\tcode\tcount\tsource\n")
         for (m, label, v, code, src), n in sorted(counts.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][0], kv[0][1], kv[0][4])):

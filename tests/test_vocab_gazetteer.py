@@ -93,7 +93,8 @@ def test_sample_gazetteer_matches_build_gazetteer(spark, shared_dir):
     sample = read_gazetteer(spark, ROOT / "sample" / "vocab" / "gazetteer.tsv")
     assert sample.schema == GAZETTEER
     corpora = shared_dir / "corpora"
-    built = build_gazetteer(spark, [corpora / "codiesp" / "train" / "trainX.tsv"], [corpora / "cantemist" / "train"])
+    built = build_gazetteer(spark, [corpora / "codiesp" / "train" / "trainX.tsv"],
+                            [corpora / "cantemist" / "train", corpora / "cantemist" / "dev2"])  # dev1 held out
     cols = ["mention", "label", "vocabulary_id", "concept_code", "count", "source"]
     assert sample.select(cols).exceptAll(built.select(cols)).count() == 0
     assert built.select(cols).exceptAll(sample.select(cols)).count() == 0
