@@ -149,7 +149,8 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
         if extra.resolve() == Path(dev_path).resolve():
             raise UserError(f"extra_train lists the dev split {extra}: dev metrics would not be held out "
                             "(use include_dev: true for a final model on train+dev)")
-        train = merge_splits(train, labelled_split(corpus, extra, labels, disc, int(settings.get("max_train_docs", 0) or 0)))
+        extra_split = labelled_split(corpus, extra, labels, disc, int(settings.get("max_train_docs", 0) or 0))
+        train = merge_splits(train, extra_split)
     leak = set(train.texts) & set(dev.texts)
     if leak:
         raise UserError(f"{len(leak)} training documents are also dev documents, e.g. {sorted(leak)[0]}: "
@@ -184,7 +185,8 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
     text_stages, w2v, emb_ref = load_embeddings(spark, cfg)
     params = {"model": model, "registered_name": settings.name, "corpus": settings.corpus, "train": settings.train,
               "dev": settings.dev, "include_dev": include_dev,
-              "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)), "labels": ",".join(labels), "tagging": scheme,
+              "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)),
+              "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
               "discontinuous": settings.get("discontinuous", "span"), "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
