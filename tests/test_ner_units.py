@@ -206,8 +206,8 @@ def test_extra_train_splits_join_training_and_never_the_dev_split(tmp_path):
     settings.extra_train = str(dev)  # the held-out split cannot be training data by this door
     with pytest.raises(UserError, match="dev split"):
         _splits(cfg, settings, include_dev=False)
-    settings.extra_train = [str(dev2)]
-    settings.train = str(_brat(tmp_path / "x", {"d1": ("Adenoma tubular.", [("MORFOLOGIA_NEOPLASIA", 0, 15)])}))
+    # a copy of a dev document in another folder is refused too
+    settings.extra_train = [str(_brat(tmp_path / "x", {"d1": ("Adenoma tubular.", [("MORFOLOGIA_NEOPLASIA", 0, 15)])}))]
     with pytest.raises(UserError, match="also dev documents"):
         _splits(cfg, settings, include_dev=False)
 

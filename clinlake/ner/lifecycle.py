@@ -150,11 +150,11 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
             raise UserError(f"extra_train lists the dev split {extra}: dev metrics would not be held out "
                             "(use include_dev: true for a final model on train+dev)")
         extra_split = labelled_split(corpus, extra, labels, disc, int(settings.get("max_train_docs", 0) or 0))
+        leak = set(extra_split.texts) & set(dev.texts)
+        if leak:
+            raise UserError(f"{len(leak)} documents of extra_train {extra} are also dev documents, e.g. "
+                            f"{sorted(leak)[0]}: dev metrics would not be held out")
         train = merge_splits(train, extra_split)
-    leak = set(train.texts) & set(dev.texts)
-    if leak:
-        raise UserError(f"{len(leak)} training documents are also dev documents, e.g. {sorted(leak)[0]}: "
-                        "dev metrics would not be held out")
     if include_dev:
         train = merge_splits(train, dev)
     return train, dev
