@@ -176,19 +176,20 @@ def main() -> None:
     print(f"cie-o-3: {len(o3)} CANTEMIST codes -> {len(o3_rows)} rows")
 
     # Gazetteer (same counting as clinlake.vocab.gazetteer.build_gazetteer): CodiEsp train X + CANTEMIST train and
-    # dev2 (CANTEMIST's second annotated development split is training data here; dev1 is the held-out measure)
+    # dev2 (CANTEMIST's second annotated development split is training data here; dev1 is the held-out measure).
+    # Like build_gazetteer, mentions that normalise to nothing are left out, from either corpus.
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
     seen = set()
     for line in (corpora / "codiesp" / "train" / "trainX.tsv").read_text(encoding="utf-8").splitlines():
         cols = line.split("\t")
-        if len(cols) < 5 or tuple(cols) in seen:  # CodiEsp-X has a few duplicated rows
+        if len(cols) < 5 or tuple(cols) in seen or not normalize(cols[3]):  # CodiEsp-X repeats a few rows
             continue
         seen.add(tuple(cols))
         vocab_id = LABEL_VOCABULARY[cols[1]]
         counts[(cols[3].strip(), cols[1], vocab_id, cols[2].strip().upper(), "codiesp")] += 1
     for split in CANTEMIST_TRAIN:
         for mention, label, code in _brat_annotations(corpora / "cantemist" / split):
-            if normalize(mention):  # as build_gazetteer: dev2's "SE" (Ewing sarcoma) is a stop word once normalised
+            if normalize(mention):  # dev2's "SE" (Ewing sarcoma) is a stop word once normalised
                 counts[(mention.strip(), label, LABEL_VOCABULARY[label], code.strip(), "cantemist")] += 1
     with open(out / "gazetteer.tsv", "w", encoding="utf-8", newline="") as fh:
         fh.write("mention\tlabel\tvocabulary_id\tcode\tcount\tsource\n")

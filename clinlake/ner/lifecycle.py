@@ -141,7 +141,8 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
     labels = list(settings.get("labels") or [])
     disc = str(settings.get("discontinuous", "span"))
     corpus = str(settings.corpus)
-    train = labelled_split(corpus, path_of(cfg, str(settings.train)), labels, disc, int(settings.get("max_train_docs", 0) or 0))
+    max_train = int(settings.get("max_train_docs", 0) or 0)  # caps the train split and each extra split alike
+    train = labelled_split(corpus, path_of(cfg, str(settings.train)), labels, disc, max_train)
     dev_path = path_of(cfg, str(settings.dev))
     dev = labelled_split(corpus, dev_path, labels, disc, int(settings.get("max_dev_docs", 0) or 0))
     for extra in extra_train_paths(cfg, settings):
@@ -149,7 +150,7 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
         if extra.resolve() == Path(dev_path).resolve():
             raise UserError(f"extra_train lists the dev split {extra}: dev metrics would not be held out "
                             "(use include_dev: true for a final model on train+dev)")
-        extra_split = labelled_split(corpus, extra, labels, disc, int(settings.get("max_train_docs", 0) or 0))
+        extra_split = labelled_split(corpus, extra, labels, disc, max_train)
         leak = set(extra_split.texts) & set(dev.texts)
         if leak:
             raise UserError(f"{len(leak)} documents of extra_train {extra} are also dev documents, e.g. "
