@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from clinlake.recognise import first_by
+from clinlake.resolver import icdo
 from clinlake.resolver import index as ix
 from clinlake.resolver import ranker as rk
 from clinlake.vocab.normalize import normalize_col
@@ -33,7 +34,7 @@ PHRASES = "phrases"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
-                            "reg_param": 0.001, "min_score": 0.0, "gem_relationships": list(GEM_TO_ICD9)}
+                            "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True, "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 
 
@@ -257,6 +258,10 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
                       F.col("c")[0]["concept_code"].alias("concept_code"),
                       F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(F.col("c")[0]["score"]).alias("score"),
                       F.transform("c", lambda x: x.dropFields("review")).alias("candidates"))
+    if resolver.params.get("icdo_axes", True):
+        # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)
+        best = icdo.with_composed_codes(best, resolver.terms,
+                                        bool(resolver.params.get("icdo_specific_histology", True)))
     min_score = float(resolver.params.get("min_score", 0.0) or 0.0)
     out = keyed.join(best, ["label", "mention_norm"], "left")
     if min_score > 0:
@@ -291,9 +296,19 @@ def with_codes(chunks: DataFrame, resolver: Resolver | DataFrame, concept: DataF
         "vocabulary_id", F.upper("concept_code").alias("concept_code_u"),
         F.col("concept_id").alias("note_nlp_source_concept_id"),
     )
+    # An ICD-O-3 code with a grade digit or CANTEMIST's /H flag that the vocabulary lacks ("8140/62") takes the
+    # concept of its histology/behaviour ("8140/6"): OMOP's ICDO3 concepts are histology/behaviour pairs.
+    base = src.select("vocabulary_id", F.col("concept_code_u").alias("_base"),
+                      F.col("note_nlp_source_concept_id").alias("_base_id"))
     out = (
         coded.withColumn("concept_code_u", F.upper("concept_code"))
         .join(src, ["vocabulary_id", "concept_code_u"], "left")
+        .withColumn("_base", F.when(F.col("note_nlp_source_concept_id").isNull()
+                                    & (F.col("vocabulary_id") == icdo.ICDO_VOCABULARY),
+                                    F.regexp_extract("concept_code_u", r"^(\d{4}/\d)", 1)))
+        .join(base, ["vocabulary_id", "_base"], "left")
+        .withColumn("note_nlp_source_concept_id", F.coalesce("note_nlp_source_concept_id", "_base_id"))
+        .drop("_base", "_base_id")
         .join(maps_to_standard(relationship), ["note_nlp_source_concept_id"], "left")
         .withColumn("note_nlp_source_concept_id", F.coalesce("note_nlp_source_concept_id", F.lit(0)).cast("int"))
         .withColumn("note_nlp_concept_id", F.coalesce("note_nlp_concept_id", F.lit(0)).cast("int"))
