@@ -34,7 +34,8 @@ PHRASES = "phrases"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
-                            "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True, "gem_relationships": list(GEM_TO_ICD9)}
+                            "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True,
+                            "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 
 

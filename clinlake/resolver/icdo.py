@@ -121,7 +121,8 @@ def specific_subterms(mentions: DataFrame, terms: DataFrame) -> DataFrame:
         .filter(~F.col("sub_histology").isin(*NOS_HISTOLOGIES))
     hits = runs.join(top, ["label", "term_norm"])
     return hits.withColumn("rk", F.row_number().over(Window.partitionBy("label", "mention_norm").orderBy(
-        F.desc("n"), F.desc("gaz_count"), "term_norm"))).filter("rk = 1").select("label", "mention_norm", "sub_histology")
+        F.desc("n"), F.desc("gaz_count"), "term_norm"))).filter("rk = 1") \
+        .select("label", "mention_norm", "sub_histology")
 
 
 def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: bool = True) -> DataFrame:
