@@ -16,10 +16,10 @@ mentions. When two different grades are cued, the grade is left as ranked. Both 
 Column expression read the same tables; they run on the normalised mention (lower-case, no accents, no function
 words), see clinlake.vocab.normalize.
 
-Histology: when the ranked code of an unseen mention is a "not otherwise specified" one (8000 neoplasm, 8010
-carcinoma) and the mention contains a known, more specific term ("metástasis orbitaria por carcinoma lobulillar"
-contains "carcinoma lobulillar", 8520/3), that term's histology is the more specific code a coder would choose
-(with_specific_histology). The longest such term wins, then the most annotated.
+Histology: when the ranked code of an unseen mention is a "not otherwise specified" one (8000 neoplasm, 8001
+tumour cells, 8010 carcinoma) and the mention contains a known, more specific term ("metástasis orbitaria por
+carcinoma lobulillar" contains "carcinoma lobulillar", 8520/3), that term's histology is the more specific code a
+coder would choose (specific_subterms). The longest such term wins, then the most annotated.
 """
 
 from __future__ import annotations
@@ -130,10 +130,12 @@ def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: b
     of a more specific term inside them when theirs is NOS, then the mention's cued behaviour and grade
     (compose_col); everything else is returned unchanged."""
     keys = ["label", "mention_norm"]
-    known = terms.select("label", F.col("term_norm").alias("mention_norm")).distinct() \
-        .withColumn("_known", F.lit(True))
+    # only ICD-O-3 rows can change, so only ICD-O-3 terms need looking up (not the ICD-10 synonyms)
+    known = terms.filter(F.col("vocabulary_id") == ICDO_VOCABULARY) \
+        .select("label", F.col("term_norm").alias("mention_norm")).distinct().withColumn("_known", F.lit(True))
     flagged = best.join(known, keys, "left").withColumn("_unseen", (F.col("vocabulary_id") == ICDO_VOCABULARY)
-                                                        & F.col("_known").isNull() & F.col("concept_code").rlike(CODE))
+                                                        & F.col("_known").isNull()
+                                                        & F.col("concept_code").rlike("(?i)" + CODE))
     if not specific_histology:
         return flagged.withColumn("concept_code", F.when(F.col("_unseen"), compose_col(
             F.col("concept_code"), F.col("mention_norm"))).otherwise(F.col("concept_code"))).drop("_known", "_unseen")
