@@ -114,6 +114,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         "models": ",".join(refs), "resolver": resolver_ref, "input_table": str(cfg.extract.input_table),
         "input_version": input_version,
         "label_vocabularies": str(to_dict(cfg)["extract"]["label_vocabularies"]),
+        # serving-time settings that change the codes a resolver version gives (docs/resolution.md)
+        **{k: resolver.params.get(k) for k in ("icdo_axes", "icdo_specific_histology", "min_score")},
     }) as mrun:
         import mlflow
 

@@ -76,6 +76,22 @@ def test_note_nlp_offsets_equal_lexical_variant(spark, lake):
     assert nlp.filter("note_nlp_source_concept_id > 0").count() > 0.5 * nlp.count()
 
 
+def test_the_run_records_the_resolver_and_its_serving_settings(lake):
+    """Settings that change the codes a resolver version gives are logged with the run that wrote them."""
+    import mlflow
+
+    from clinlake import tracking
+
+    cfg, first = lake
+    tracking.configure(cfg)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string="tags.`clinlake.job` = 'extract_concepts'")
+    assert runs, "extract_concepts logged no MLflow run"
+    params = runs[-1].data.params   # the oldest: the chain's own run
+    assert params["resolver"] == first["extract"]["resolver"]
+    assert (params["icdo_axes"], params["icdo_specific_histology"], params["min_score"]) == ("True", "True", "0.0")
+
+
 def test_second_run_changes_nothing(spark, lake):
     cfg, _ = lake
     from delta.tables import DeltaTable
