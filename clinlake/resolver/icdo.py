@@ -29,6 +29,8 @@ import re
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from clinlake.resolver import index as ix
+
 # (regex on the normalised mention, behaviour digit); the first that matches wins.
 BEHAVIOUR_CUES: tuple[tuple[str, str], ...] = (
     (r"metast|(\b|[0-9x])m1[abc]?\b|\bestadio iv\b|disemina|implante|recidiva|afectacion", "6"),
@@ -131,18 +133,17 @@ def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: b
     (compose_col); everything else is returned unchanged."""
     keys = ["label", "mention_norm"]
     # only ICD-O-3 rows can change, so only ICD-O-3 terms need looking up (not the ICD-10 synonyms)
-    known = terms.filter(F.col("vocabulary_id") == ICDO_VOCABULARY) \
-        .select("label", F.col("term_norm").alias("mention_norm")).distinct().withColumn("_known", F.lit(True))
+    known = ix.indexed_mentions(terms.filter(F.col("vocabulary_id") == ICDO_VOCABULARY)) \
+        .withColumn("_known", F.lit(True))
     flagged = best.join(known, keys, "left").withColumn("_unseen", (F.col("vocabulary_id") == ICDO_VOCABULARY)
                                                         & F.col("_known").isNull()
                                                         & F.col("concept_code").rlike("(?i)" + CODE))
-    if not specific_histology:
-        return flagged.withColumn("concept_code", F.when(F.col("_unseen"), compose_col(
-            F.col("concept_code"), F.col("mention_norm"))).otherwise(F.col("concept_code"))).drop("_known", "_unseen")
-    nos = flagged.filter(F.col("_unseen") & F.substring("concept_code", 1, 4).isin(*NOS_HISTOLOGIES)).select(*keys)
     code = F.col("concept_code")
-    specific = F.when(F.col("sub_histology").isNotNull(), F.concat("sub_histology", F.substring(code, 5, 100)))
-    return flagged.join(specific_subterms(nos, terms), keys, "left") \
-        .withColumn("concept_code", F.when(F.col("_unseen"), compose_col(F.coalesce(specific, code),
-                                                                          F.col("mention_norm"))).otherwise(code)) \
-        .drop("_known", "_unseen", "sub_histology")
+    if specific_histology:
+        nos = flagged.filter(F.col("_unseen") & F.substring("concept_code", 1, 4).isin(*NOS_HISTOLOGIES)) \
+            .select(*keys)
+        flagged = flagged.join(specific_subterms(nos, terms), keys, "left")
+        code = F.coalesce(F.when(F.col("sub_histology").isNotNull(),
+                                 F.concat("sub_histology", F.substring("concept_code", 5, 100))), code)
+    return flagged.withColumn("concept_code", F.when(F.col("_unseen"), compose_col(code, F.col("mention_norm")))
+                              .otherwise(F.col("concept_code"))).drop("_known", "_unseen", "sub_histology")

@@ -79,6 +79,11 @@ def build_grams(terms: DataFrame, max_df: int) -> tuple[DataFrame, DataFrame]:
     return postings, grams
 
 
+def indexed_mentions(terms: DataFrame) -> DataFrame:
+    """(label, mention_norm) of every indexed term: the mentions the index knows verbatim."""
+    return terms.select("label", F.col("term_norm").alias("mention_norm")).distinct()
+
+
 def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
     """Codes whose gazetteer mention or vocabulary synonym normalises to the mention itself."""
     return mentions.join(terms.withColumnRenamed("term_norm", "mention_norm"), ["label", "mention_norm"]).select(
@@ -92,7 +97,7 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     keys = ["label", "mention_norm"]
     # A mention that is itself an indexed term counts in its grams' df: discount it, so the grams only it has
     # (df 1) are not taken as "rare" ones that retrieve nothing else.
-    own = terms.select("label", F.col("term_norm").alias("mention_norm")).distinct().withColumn("own", F.lit(1))
+    own = indexed_mentions(terms).withColumn("own", F.lit(1))
     mg = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
                                                  F.explode(char_grams("mention_norm")).alias("gram")) \
         .join(grams, ["label", "gram"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
