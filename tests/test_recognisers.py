@@ -106,6 +106,38 @@ def test_chunks_take_whole_words_and_the_closing_parenthesis(spark):
         "note_id long, label string, offset_start int, offset_end int"))
 
 
+def test_chunks_end_before_punctuation_no_annotator_includes(spark):
+    """A trailing comma, colon, unopened ')' or ']' and a sentence's period are left out; "Ca." and "EE.UU." keep
+    theirs, an opened ')' stays, and a chunk of punctuation alone keeps its span."""
+    from pyspark.ml import PipelineModel
+
+    from clinlake import recognise
+
+    text = ("Carcinoma de pulmón, estadio IV (cT2N2M1), con implantes peritoneales) y Ca. de mama; blastoma tipo II "
+            "(sólido-quístico). Viaje a EE.UU. Nódulo M0] tumor: ,")
+    cases = [("Carcinoma de pulmón, estadio IV (cT2N2M1),", "Carcinoma de pulmón, estadio IV (cT2N2M1)"),
+             ("implantes peritoneales)", "implantes peritoneales"),
+             ("Ca.", "Ca."),
+             ("blastoma tipo II (sólido-quístico).", "blastoma tipo II (sólido-quístico)"),
+             ("EE.UU.", "EE.UU."),
+             ("M0]", "M0"),
+             ("tumor:", "tumor"),
+             (",", ",")]
+    chunk = ("struct<annotatorType:string,begin:int,end:int,result:string,metadata:map<string,string>,"
+             "embeddings:array<float>>")
+    starts = [text.rindex(found) for found, _ in cases]          # the last "," is the lone one
+    # Spark NLP ends are inclusive
+    annotated = spark.createDataFrame(
+        [(1, 0, text, [("chunk", s, s + len(found) - 1, "", {"entity": "M"}, [])
+                       for s, (found, _) in zip(starts, cases)]),
+         (2, 0, None, [("chunk", 0, 5, "", {"entity": "M"}, [])])],          # no text: the model's span
+        f"note_id long, chunk_offset int, note_text string, ner_chunk array<{chunk}>")
+    out = recognise.explode_piece_chunks(annotated, PipelineModel(stages=[]), ["note_id"])
+    expected = [(1, "M", s, s + len(kept)) for s, (_, kept) in zip(starts, cases)] + [(2, "M", 0, 6)]
+    assertDataFrameEqual(out, spark.createDataFrame(expected,
+                                                    "note_id long, label string, offset_start int, offset_end int"))
+
+
 def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tmp_path, vocabulary):
     """Two matcher models served together; a new version of one re-runs only it and rebuilds its notes' rows."""
     from jobs import deidentify_notes, extract_concepts, ingest_notes, train_ner
