@@ -28,7 +28,7 @@ log = logging.getLogger("clinlake.catalog")
 
 # Lake table -> schema. OMOP CDM tables (clinical + vocabulary) in `omop`; operational ones in `ops`.
 OMOP_TABLES = (
-    "person", "note", "note_deid", "note_nlp", "note_code",
+    "person", "note", "note_deid", "note_nlp", "note_code", "note_code_suggestion",
     "concept", "concept_synonym", "concept_relationship", "concept_ancestor", "gazetteer",
 )
 OPS_TABLES = ("note_quarantine", "phi_span", "nlp_processed", "nlp_chunk", "review_queue")

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from clinlake import (  # noqa: E402
-    catalog, delta, note_code, note_nlp, quality, recognise, recognisers, resolve, review, tracking)
+    catalog, delta, note_code, note_nlp, quality, recognise, recognisers, resolve, review, suggest, tracking)
 from clinlake.cli import Steps, base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path, to_dict  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
@@ -101,6 +101,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     with step("load_models"):
         resolver, resolver_ref = resolve.load_resolver(spark, cfg)
+        # similar-note code suggestions (note_code_suggestion) when a suggester is registered and enabled
+        suggester = suggest.load_registered(cfg)
+    suggester_ref = suggester[1] if suggester else None
     out_path, log_path = lake_path(cfg, "note_nlp"), lake_path(cfg, "nlp_processed")
     chunk_path = lake_path(cfg, "nlp_chunk")
     input_version = delta.version(spark, input_path)
@@ -111,7 +114,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     notes = notes.select("note_id", "note_text", "text_sha256")
     n_input = notes.count()
     with tracking.job_run(cfg, "extract_concepts", {
-        "models": ",".join(refs), "resolver": resolver_ref, "input_table": str(cfg.extract.input_table),
+        "models": ",".join(refs), "resolver": resolver_ref, "suggester": suggester_ref or "none",
+        "input_table": str(cfg.extract.input_table),
         "input_version": input_version,
         "label_vocabularies": str(to_dict(cfg)["extract"]["label_vocabularies"]),
         # serving-time settings that change the codes a resolver version gives (docs/resolution.md)
@@ -119,7 +123,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     }) as mrun:
         import mlflow
 
-        meta = dict(job="extract_concepts", run_id=mrun.info.run_id, models=",".join(refs + [resolver_ref]),
+        meta = dict(job="extract_concepts", run_id=mrun.info.run_id,
+                    models=",".join(refs + [resolver_ref] + ([suggester_ref] if suggester_ref else [])),
                     input_table=str(cfg.extract.input_table), input_version=input_version)
         pending, per_model = {}, {}
         for model, ref in models:
@@ -143,11 +148,19 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                 per_model[resolver.ref] = todo.count()
             if per_model[resolver.ref]:
                 pending[resolver.ref] = todo
+        if suggester_ref:
+            # A new suggester champion re-suggests every note from its text; as for a new resolver, no recogniser
+            # runs again (the notes' NOTE_NLP rows are rebuilt from the stored chunks).
+            with step("find_pending"):
+                todo = _pending(spark, notes, log_path, suggester_ref).cache()
+                per_model[suggester_ref] = todo.count()
+            if per_model[suggester_ref]:
+                pending[suggester_ref] = todo
         affected = None
         for todo in pending.values():
             ids = todo.select("note_id")
             affected = ids if affected is None else affected.unionByName(ids)
-        n_rows, n_codes, queue, gate, per_vocab = 0, 0, None, {"success": True}, {}
+        n_rows, n_codes, n_suggested, queue, gate, per_vocab = 0, 0, 0, None, {"success": True}, {}
         if affected is not None:
             affected = affected.distinct().cache()
             n_todo = affected.count()
@@ -170,6 +183,10 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                     delta.replace_for_keys(spark, rows, affected, out_path, key="note_id")
                 with step("write_note_code"):
                     n_codes = note_code.write(spark, cfg, rows, affected)   # ranked codes per note (present mentions)
+                if suggester:
+                    with step("write_note_code_suggestion"):
+                        n_suggested = suggest.write(spark, cfg, suggest.with_suggestions(
+                            todo_notes, suggester[0], suggester_ref), affected)
                 with step("write_review_queue"):
                     # low-confidence mappings for terminologists; review.refresh says full or only touched ones
                     incremental = refresh == "incremental" and n_todo < n_input
@@ -183,14 +200,15 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         summary = {
             "model": ",".join(refs), "resolver": resolver_ref, "input_version": input_version, "notes_in_input": n_input,
             "notes_processed": n_todo, "notes_per_model": per_model, "concepts_written": n_rows,
-            "note_codes_written": n_codes, "review_queue": queue,
+            "note_codes_written": n_codes, "suggester": suggester_ref, "code_suggestions_written": n_suggested,
+            "review_queue": queue,
             "quality_gate": gate["success"], "data_docs": gate.get("data_docs"),
             "note_nlp_version": delta.version(spark, out_path),
             "concepts_per_vocabulary": per_vocab,
         }
         mlflow.log_metrics({"notes_processed": n_todo, "concepts_written": n_rows, "notes_in_input": n_input})
         with step("register_tables"):
-            for table in ("note_nlp", "nlp_processed", "nlp_chunk"):
+            for table in ("note_nlp", "nlp_processed", "nlp_chunk", "note_code_suggestion"):
                 if delta.exists(spark, lake_path(cfg, table)):
                     catalog.register(spark, cfg, table)
         summary["step_seconds"] = step.seconds

@@ -1,7 +1,7 @@
 """`make demo`: the whole chain on the bundled sample in one Spark session, then a printed summary.
 
-ingest_notes -> build_vocabulary -> train_ner (gazetteer; only when no @champion exists) -> deidentify_notes
--> extract_concepts -> summary (notes in / quarantined / concepts per vocabulary / top codes / an example SQL query).
+ingest_notes -> build_vocabulary -> train_ner (gazetteer) and train_suggester (each only when no @champion exists)
+-> deidentify_notes -> extract_concepts -> summary (notes in / quarantined / concepts per vocabulary / top codes / an example SQL query).
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ def main() -> None:
     started = time.time()
     from pyspark.sql import functions as F
 
-    from clinlake import quality, tracking
+    from clinlake import quality, suggest, tracking
     from clinlake.cli import setup_logging
     from clinlake.config import lake_path, load_config
     from clinlake.errors import UserError
     from clinlake.spark import build_spark
-    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner, train_suggester
 
     setup_logging()
     try:
@@ -66,6 +66,13 @@ def main() -> None:
             print(f"\n=== train_ner: {mcfg.name}@{mcfg.alias} already registered, not retrained ===")
         except UserError:
             stage("train_ner (gazetteer)", train_ner.run, spark, cfg, ns(model="gazetteer"))
+        scfg = suggest.settings(cfg)
+        if scfg["enabled"]:
+            try:
+                tracking.resolve_alias(cfg, str(scfg["name"]), str(scfg["alias"]))
+                print(f"\n=== train_suggester: {scfg['name']}@{scfg['alias']} already registered, not retrained ===")
+            except UserError:
+                stage("train_suggester", train_suggester.run, spark, cfg, ns())
         stage("deidentify_notes", deidentify_notes.run, spark, cfg, ns())
         ext = stage("extract_concepts", extract_concepts.run, spark, cfg, ns(model_alias=None))
     except UserError as exc:
@@ -89,6 +96,9 @@ def main() -> None:
         print(f"   {r['vocabulary_id'] or '(unresolved)'}: {r['n']}")
     if ext.get("note_codes_written") is not None:
         print(f"ranked codes per note (note_code) written this run: {ext['note_codes_written']}")
+    if ext.get("suggester"):
+        print(f"codes similar notes carry (note_code_suggestion, {ext['suggester']}) written this run: "
+              f"{ext['code_suggestions_written']}")
     docs = quality.data_docs_dir(cfg)
     if docs is not None and (docs / "index.html").exists():
         print(f"Great Expectations Data Docs (every quality gate of this run): {docs / 'index.html'}")

@@ -18,12 +18,13 @@ def _read(spark, cfg, table):
 
 
 def _chain(spark, cfg):
-    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner
+    from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes, train_ner, train_suggester
 
     ns = argparse.Namespace
     out = {"ingest": ingest_notes.run(spark, cfg, ns(input=str(ROOT / "sample/notes/notes.jsonl"), format="json")),
            "vocab": build_vocabulary.run(spark, cfg, ns())}
     out["train"] = train_ner.run(spark, cfg, ns(model="gazetteer"))
+    out["suggester"] = train_suggester.run(spark, cfg, ns())      # on the bundled 40 coded CodiEsp notes
     out["deid"] = deidentify_notes.run(spark, cfg, ns())
     out["extract"] = extract_concepts.run(spark, cfg, ns(model_alias=None))
     return out
@@ -96,7 +97,7 @@ def test_second_run_changes_nothing(spark, lake):
     cfg, _ = lake
     from delta.tables import DeltaTable
 
-    tables = ("note", "note_quarantine", "note_deid", "phi_span", "note_nlp", "concept")
+    tables = ("note", "note_quarantine", "note_deid", "phi_span", "note_nlp", "concept", "note_code_suggestion")
     before = {t: DeltaTable.forPath(spark, lake_path(cfg, t)).history(1).first()["version"] for t in tables}
     counts = {t: _read(spark, cfg, t).count() for t in tables}
     from jobs import build_vocabulary, deidentify_notes, extract_concepts, ingest_notes
@@ -110,6 +111,52 @@ def test_second_run_changes_nothing(spark, lake):
     after = {t: DeltaTable.forPath(spark, lake_path(cfg, t)).history(1).first()["version"] for t in tables}
     assert after == before
     assert {t: _read(spark, cfg, t).count() for t in tables} == counts
+
+
+def test_note_code_suggestion_holds_ranked_codes_of_similar_notes(spark, lake):
+    """Every de-identified note gets suggestions from the registered suggester: ranks 1..n per note and vocabulary,
+    scores in (0, 1], the system named on each row and in the run's parameters."""
+    import mlflow
+
+    from clinlake import tracking
+
+    cfg, first = lake
+    ref = f"{first['suggester']['model']}@{first['suggester']['version']}"
+    assert first["extract"]["suggester"] == ref and first["extract"]["code_suggestions_written"] > 0
+    rows = _read(spark, cfg, "note_code_suggestion")
+    assert rows.count() == first["extract"]["code_suggestions_written"]
+    assert {r[0] for r in rows.select("nlp_system").distinct().collect()} == {ref}
+    assert {r[0] for r in rows.select("vocabulary_id").distinct().collect()} == {"ICD10CM", "ICD10PCS"}
+    assert rows.filter("score <= 0 or score > 1").count() == 0
+    ranks = rows.groupBy("note_id", "vocabulary_id").agg(F.min("rank").alias("lo"), F.max("rank").alias("hi"),
+                                                         F.count("*").alias("n"), F.countDistinct("rank").alias("d"))
+    assert ranks.filter("lo <> 1 or hi <> n or d <> n").count() == 0
+    assert ranks.filter(F.col("n") > cfg.suggest.top_n).count() == 0
+    deid_ids = {r[0] for r in _read(spark, cfg, "note_deid").select("note_id").collect()}
+    assert {r[0] for r in rows.select("note_id").distinct().collect()} == deid_ids
+    tracking.configure(cfg)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string="tags.`clinlake.job` = 'extract_concepts'")
+    assert runs[-1].data.params["suggester"] == ref
+
+
+def test_a_new_suggester_champion_resuggests_without_rerunning_recognisers(spark, lake):
+    """Moving the suggester's @champion re-suggests every note; no recogniser runs again."""
+    from mlflow import MlflowClient
+
+    from jobs import extract_concepts, train_suggester
+
+    cfg, first = lake
+    v2 = train_suggester.run(spark, cfg, argparse.Namespace())
+    assert v2["version"] == "2" and not v2["champion"]
+    MlflowClient().set_registered_model_alias("code-suggester-es", "champion", "2")
+    n_notes = _read(spark, cfg, "note_deid").count()
+    out = extract_concepts.run(spark, cfg, argparse.Namespace(model_alias=None))
+    recogniser = f"{first['train']['model']}@{first['train']['version']}"
+    assert out["notes_per_model"][recogniser] == 0 and out["notes_per_model"]["code-suggester-es@2"] == n_notes
+    assert {r[0] for r in _read(spark, cfg, "note_code_suggestion").select("nlp_system").distinct().collect()} \
+        == {"code-suggester-es@2"}
+    assert extract_concepts.run(spark, cfg, argparse.Namespace(model_alias=None))["notes_processed"] == 0
 
 
 @pytest.mark.dev_eval

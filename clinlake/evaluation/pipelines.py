@@ -104,11 +104,38 @@ def cantemist_corpus(rows: list, back: dict[int, str], ref: str = "") -> Corpus:
     return Corpus(mentions=_mentions(rows, back, {"MORFOLOGIA_NEOPLASIA"}), model_versions=_versions(ref))
 
 
+def append_suggestions(spark: Any, cfg: Any, corpus: Corpus, notes_df: Any) -> Corpus:
+    """D/P rankings followed by the registered suggester's codes that the note's own ranking lacks (what a coder's
+    worklist reads: note_code, then note_code_suggestion); the corpus as it is when none is registered or
+    `suggest.enabled` is false."""
+    from clinlake import suggest
+
+    loaded = suggest.load_registered(cfg)
+    if loaded is None:
+        return corpus
+    index, ref = loaded
+    frame, back = _notes_frame(spark, notes_df)
+    rows = suggest.with_suggestions(frame, index, ref).collect()   # dev splits: a few thousand rows
+    per: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for r in rows:
+        per[(r["vocabulary_id"], back[r["note_id"]])].append((r["rank"], r["concept_code"].lower()))
+    vocab = {str(k): str(v) for k, v in cfg.extract.label_vocabularies.items()}
+    for label, attr in (("DIAGNOSTICO", "codes_d"), ("PROCEDIMIENTO", "codes_p")):
+        ranked = dict(getattr(corpus, attr) or {})
+        for doc in back.values():
+            have = ranked.get(doc, [])
+            seen = set(have)
+            ranked[doc] = have + [c for _, c in sorted(per.get((vocab.get(label, ""), doc), [])) if c not in seen]
+        setattr(corpus, attr, ranked)
+    corpus.model_versions.update(_versions(ref))
+    return corpus
+
+
 @register("coding", "codiesp")
 def predict_codiesp(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> Corpus:
-    """CodiEsp D/P rankings and X mentions from the deployed extraction chain."""
+    """CodiEsp D/P rankings (note_code's, then the suggester's) and X mentions from the deployed extraction chain."""
     rows, back, ref = _extract(spark, cfg, notes_df, model_alias)
-    return codiesp_corpus(spark, cfg, rows, back, ref)
+    return append_suggestions(spark, cfg, codiesp_corpus(spark, cfg, rows, back, ref), notes_df)
 
 
 @register("ner", "cantemist")
