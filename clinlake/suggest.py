@@ -200,7 +200,7 @@ def log_and_register(index: SuggesterIndex, name: str, workdir: str | Path) -> s
 
     folder = save(index, Path(workdir) / "index")
 
-    class _Model(mlflow.pyfunc.PythonModel, SuggesterModel):
+    class _Model(SuggesterModel, mlflow.pyfunc.PythonModel):   # ours first: PythonModel.predict is a stub
         pass
 
     info = mlflow.pyfunc.log_model(name="model", python_model=_Model(), artifacts={"index": str(folder)},

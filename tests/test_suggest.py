@@ -114,6 +114,15 @@ def test_train_register_and_load_by_alias(cfg, tmp_path: Path):
     [row] = suggest.suggest(index, ["Carcinoma de mama; mastectomía"])
     assert ("ICD10CM", "C50.912") in {(v, c) for v, c, _, _ in row}
     assert index.params["neighbours"] == cfg.suggest.neighbours
+    # the registered model is also a plain MLflow pyfunc for ML engineers: same suggestions, by alias
+    import mlflow.pyfunc
+    import pandas as pd
+
+    texts = ["Carcinoma de mama; mastectomía", None]
+    model = mlflow.pyfunc.load_model("models:/code-suggester-es@champion")
+    assert model.predict(pd.DataFrame({"note_text": texts})) == [
+        [{"vocabulary_id": v, "concept_code": c, "score": s, "rank": r} for v, c, s, r in row]
+        for row in suggest.suggest(index, texts)]
     cfg.suggest.enabled = False
     assert suggest.load_registered(cfg) is None
 
