@@ -28,7 +28,7 @@ log = logging.getLogger("clinlake.train_suggester")
 LISTS = {"D": "codes_d", "P": "codes_p"}
 
 
-def coded_notes(corpus_name: str, path: str, max_docs: int = 0) -> tuple[list[str], list[str], dict[str, Any]]:
+def coded_notes(corpus_name: str, path: str, max_docs: int = 0) -> tuple[list[str], list[str], Any]:
     """(doc ids, texts, Corpus) of a coded split, sorted by doc id; the first max_docs when > 0."""
     from clinlake.corpora.readers import read_corpus
 
