@@ -112,6 +112,11 @@ def suggest(index: SuggesterIndex, texts: Sequence[str | None]) -> list[list[tup
     return out
 
 
+def as_records(row: Iterable[tuple[str, str, float, int]]) -> list[dict[str, Any]]:
+    """One note's suggestions as records with SUGGESTION_TYPE's field names (the UDF's and the pyfunc's output)."""
+    return [{"vocabulary_id": v, "concept_code": c, "score": s, "rank": r} for v, c, s, r in row]
+
+
 def save(index: SuggesterIndex, folder: str | Path) -> Path:
     """Write the index as one .npz (matrix, IDF) and one JSON (vocabulary, codes, params); returns the folder."""
     folder = Path(folder)
@@ -190,8 +195,7 @@ class SuggesterModel:
     def predict(self, context: Any, model_input: Any, params: Any = None) -> list:
         """Suggestions per note_text (vocabulary_id, concept_code, score, rank)."""
         texts = list(model_input["note_text"]) if hasattr(model_input, "columns") else list(model_input)
-        return [[{"vocabulary_id": v, "concept_code": c, "score": s, "rank": r} for v, c, s, r in row]
-                for row in suggest(self.index, texts)]
+        return [as_records(row) for row in suggest(self.index, texts)]
 
 
 def log_and_register(index: SuggesterIndex, name: str, workdir: str | Path) -> str:

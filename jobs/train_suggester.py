@@ -41,6 +41,11 @@ def coded_notes(corpus_name: str, path: str, max_docs: int = 0) -> tuple[list[st
     return docs, [corpus.notes[d] for d in docs], corpus
 
 
+def code_lists(corpus: Any, lst: str) -> dict[str, list[str]]:
+    """doc id -> codes of one CodiEsp list ("D" or "P"); empty when the split has no such file."""
+    return getattr(corpus, LISTS[lst]) or {}
+
+
 def dev_metrics(index: suggest.SuggesterIndex, s: dict, dev_path: str) -> dict[str, float]:
     """MAP of the suggestions alone on the dev split, per code list, with the evaluation's metric code."""
     from clinlake.metrics.coding import mean_average_precision
@@ -49,7 +54,8 @@ def dev_metrics(index: suggest.SuggesterIndex, s: dict, dev_path: str) -> dict[s
     out = suggest.suggest(index, texts)
     metrics = {}
     for lst, vocab in dict(s["vocabularies"]).items():
-        gold = {d: getattr(corpus, LISTS[lst]).get(d, []) for d in docs if getattr(corpus, LISTS[lst])}
+        lists = code_lists(corpus, lst)
+        gold = {d: lists.get(d, []) for d in docs if lists}
         ranked = {d: [c for v, c, _, _ in row if v == vocab] for d, row in zip(docs, out)}
         metrics[f"dev_map_{lst.lower()}_suggestions_alone"] = round(mean_average_precision(gold, ranked), 4)
     return metrics
@@ -65,8 +71,7 @@ def run(spark: object, cfg: DictConfig, args: argparse.Namespace) -> dict:
     train_path, dev_path = str(path_of(cfg, s["train"])), str(path_of(cfg, s["dev"]))
     t0 = time.time()
     docs, texts, corpus = coded_notes(str(s["corpus"]), train_path, int(s["max_train_docs"]))
-    codes = {vocab: [getattr(corpus, LISTS[lst]).get(d, []) if getattr(corpus, LISTS[lst]) else [] for d in docs]
-             for lst, vocab in vocabularies.items()}
+    codes = {vocab: [code_lists(corpus, lst).get(d, []) for d in docs] for lst, vocab in vocabularies.items()}
     # CodiEsp writes codes lower-case; concept and note_code hold ICD-10-CM/PCS upper-case
     codes = {v: [[c.upper() for c in cs] for cs in lists] for v, lists in codes.items()}
     index = suggest.fit(texts, codes, suggest.index_params(s))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd  # module level: pandas_udf resolves the string type hints in these globals
 
-from clinlake.suggest import SUGGESTION_TYPE, SuggesterIndex, suggest
+from clinlake.suggest import SUGGESTION_TYPE, SuggesterIndex, as_records, suggest
 
 
 def make_suggest_udf(index: SuggesterIndex):  # noqa: ANN201
@@ -18,7 +18,6 @@ def make_suggest_udf(index: SuggesterIndex):  # noqa: ANN201
     @pandas_udf(SUGGESTION_TYPE)  # type: ignore[call-overload]
     def suggest_udf(text: pd.Series) -> pd.Series:
         rows = suggest(index, [t if isinstance(t, str) else None for t in text])
-        return pd.Series([[{"vocabulary_id": v, "concept_code": c, "score": s, "rank": r} for v, c, s, r in row]
-                          for row in rows])
+        return pd.Series([as_records(row) for row in rows])
 
     return suggest_udf
