@@ -259,10 +259,10 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
                       F.col("c")[0]["concept_code"].alias("concept_code"),
                       F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(F.col("c")[0]["score"]).alias("score"),
                       F.transform("c", lambda x: x.dropFields("review")).alias("candidates"))
-    if resolver.params.get("icdo_axes", True):
+    if resolver.params.get("icdo_axes", DEFAULTS["icdo_axes"]):
         # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)
-        best = icdo.with_composed_codes(best, resolver.terms,
-                                        bool(resolver.params.get("icdo_specific_histology", True)))
+        specific = resolver.params.get("icdo_specific_histology", DEFAULTS["icdo_specific_histology"])
+        best = icdo.with_composed_codes(best, resolver.terms, bool(specific))
     min_score = float(resolver.params.get("min_score", 0.0) or 0.0)
     out = keyed.join(best, ["label", "mention_norm"], "left")
     if min_score > 0:

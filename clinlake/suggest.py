@@ -231,7 +231,7 @@ def load_registered(cfg: Any, alias: str | None = None) -> tuple[SuggesterIndex,
     except MlflowException:
         return None
     try:
-        local = tracking._download_model(f"models:/{name}/{mv.version}")
+        local = tracking.download_model(f"models:/{name}/{mv.version}")
         index = load(local / "artifacts" / "index")
     except Exception as exc:  # noqa: BLE001 - a registered model that cannot be read is a one-line user error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

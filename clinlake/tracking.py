@@ -112,7 +112,7 @@ def load_model_version(name: str, alias: str, version: Any) -> tuple[Any, str]:
         # inside a Spark job, whose executor-side Python traceback Spark logs before our one-line error.
         # The version resolved by the caller, not the alias again: if the alias moves meanwhile, the model loaded
         # is still the one every output row names.
-        local = _download_model(f"models:/{name}/{version.version}")
+        local = download_model(f"models:/{name}/{version.version}")
         check_spark_model_files(local)
         model = mlflow.spark.load_model(str(local))
     except Exception as exc:  # noqa: BLE001 - any failure to load a registered model is a one-line user error
@@ -121,7 +121,7 @@ def load_model_version(name: str, alias: str, version: Any) -> tuple[Any, str]:
     return model, f"{name}@{version.version}"
 
 
-def _download_model(uri: str) -> Path:
+def download_model(uri: str) -> Path:
     """The model's artifacts in a fresh local temp folder, removed when the process exits."""
     import atexit
     import shutil
