@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from clinlake.corpora.types import Corpus, Mention
 from clinlake.errors import UserError
 from clinlake.ner import embeddings as emb
-from clinlake.ner.data import labelled_split, mention_spans, merge_splits
+from clinlake.ner.data import LabelledSplit, inner_layer, labelled_split, mention_spans, merge_splits
+from clinlake.ner.lifecycle import _splits
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import aligned, resolve_overlaps, tag_set, tags_for_tokens
 from clinlake.ner.training import chunk_mentions, dev_scores, label_rows, parse_epoch_log
@@ -44,6 +45,40 @@ def test_overlaps_keep_the_longest_span_and_report_the_rest():
     kept, dropped = resolve_overlaps([("A", 0, 10), ("B", 5, 8), ("C", 12, 14), ("A", 0, 10)])
     assert kept == [("A", 0, 10), ("C", 12, 14)]
     assert dropped == [("B", 5, 8)]
+
+
+def test_inner_layer_keeps_the_nested_spans_its_container_hid():
+    spans = [("D", 0, 20), ("D", 0, 5), ("D", 8, 20), ("D", 30, 40), ("D", 35, 45)]
+    kept, dropped = resolve_overlaps(spans, "inner")
+    assert kept == [("D", 0, 5), ("D", 8, 20), ("D", 30, 40)]   # shortest first, then leftmost
+    assert dropped == [("D", 0, 20), ("D", 35, 45)]
+    assert resolve_overlaps(spans)[0] == [("D", 0, 20), ("D", 30, 40)]   # the default outer layer
+    with pytest.raises(ValueError):
+        resolve_overlaps(spans, "middle")
+    gold = Corpus(notes={"a": "x" * 50})
+    split = LabelledSplit({"a": "x" * 50}, {"a": spans}, gold, {"other_label": 1})
+    inner = inner_layer(split)
+    assert inner.spans == {"a": kept} and inner.texts is split.texts and inner.gold is gold
+    assert split.spans["a"] == spans   # the input split is left as it was
+
+
+def test_nested_setting_picks_the_training_layer_and_rejects_unknown_values(tmp_path):
+    root = tmp_path / "codiesp"
+    for split in ("train", "dev"):
+        (root / split / "text_files").mkdir(parents=True)
+        (root / split / "text_files" / f"{split}1.txt").write_text("dolor en HCD y fiebre", encoding="utf-8")
+        (root / split / f"{split}X.tsv").write_text(
+            f"{split}1\tDIAGNOSTICO\tr10.31\tdolor en HCD\t0 12\n{split}1\tDIAGNOSTICO\tr52\tdolor\t0 5\n",
+            encoding="utf-8")
+    cfg = OmegaConf.create({"project_root": str(tmp_path)})
+    settings = {"corpus": "codiesp", "train": str(root / "train"), "dev": str(root / "dev"), "labels": ["DIAGNOSTICO"]}
+    outer, dev = _splits(cfg, OmegaConf.create(settings), False)
+    inner, _ = _splits(cfg, OmegaConf.create({**settings, "nested": "inner"}), False)
+    assert outer.spans["train1"] == [("DIAGNOSTICO", 0, 5), ("DIAGNOSTICO", 0, 12)]   # both kept; BIO drops one
+    assert inner.spans["train1"] == [("DIAGNOSTICO", 0, 5)]
+    assert dev.spans["dev1"] == [("DIAGNOSTICO", 0, 5), ("DIAGNOSTICO", 0, 12)]       # dev gold stays whole
+    with pytest.raises(UserError, match="nested"):
+        _splits(cfg, OmegaConf.create({**settings, "nested": "both"}), False)
 
 
 def test_tag_set_counts_match_the_graph_arithmetic():

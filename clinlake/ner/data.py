@@ -74,6 +74,15 @@ def labelled_split(corpus: str, path: str | os.PathLike, labels: Iterable[str] |
     return LabelledSplit(texts, spans, sub, skipped)
 
 
+def inner_layer(split: LabelledSplit) -> LabelledSplit:
+    """The split with each document's overlapping spans resolved shortest first (the nested mentions a flat BIO
+    tagger trained on the outer layer never sees); texts and gold unchanged."""
+    from clinlake.ner.tokens import resolve_overlaps
+
+    spans = {d: resolve_overlaps(s, "inner")[0] for d, s in split.spans.items()}
+    return LabelledSplit(split.texts, spans, split.gold, dict(split.skipped))
+
+
 def merge_splits(a: LabelledSplit, b: LabelledSplit) -> LabelledSplit:
     """Two splits as one training set (train + dev for a final model); doc ids must not collide."""
     clash = set(a.texts) & set(b.texts)

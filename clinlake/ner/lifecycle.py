@@ -18,9 +18,9 @@ from clinlake.config import path_of
 from clinlake.errors import UserError
 from clinlake.ner import embeddings as emb
 from clinlake.ner import training
-from clinlake.ner.data import LabelledSplit, labelled_split, merge_splits
+from clinlake.ner.data import LabelledSplit, inner_layer, labelled_split, merge_splits
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
-from clinlake.ner.tokens import CHUNK_COL, TEXT_COL, tag_set
+from clinlake.ner.tokens import CHUNK_COL, NESTED, TEXT_COL, tag_set
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,12 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
         train = merge_splits(train, extra_split)
     if include_dev:
         train = merge_splits(train, dev)
+    nested = str(settings.get("nested", "outer"))
+    if nested not in NESTED:
+        raise UserError(f"nested must be one of {', '.join(NESTED)}, got {nested!r}")
+    if nested == "inner":
+        # a second tagger for the mentions nested inside others (served beside the outer one, keep_overlaps)
+        train = inner_layer(train)
     return train, dev
 
 
@@ -189,7 +195,8 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
               "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)),
               "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
-              "discontinuous": settings.get("discontinuous", "span"), "train_documents": len(train.texts),
+              "discontinuous": settings.get("discontinuous", "span"),
+              "nested": settings.get("nested", "outer"), "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
     with tracking.job_run(cfg, job, params) as run, tempfile.TemporaryDirectory() as tmp:
         import mlflow

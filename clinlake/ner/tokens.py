@@ -52,11 +52,18 @@ def fit_text_pipeline(spark: Any, text_cfg: Any, input_col: str = TEXT_COL) -> A
     return Pipeline(stages=text_stages(text_cfg, input_col)).fit(empty)
 
 
-def resolve_overlaps(spans: Iterable[Span]) -> tuple[list[Span], list[Span]]:
-    """Non-overlapping spans for BIO (longest first, then leftmost) and the spans that had to give way."""
+NESTED = ("outer", "inner")
+
+
+def resolve_overlaps(spans: Iterable[Span], nested: str = "outer") -> tuple[list[Span], list[Span]]:
+    """Non-overlapping spans for BIO and the spans that had to give way: the outer layer (longest first, then
+    leftmost) or, with nested="inner", the inner one (shortest first), where a nested mention beats its container."""
+    if nested not in NESTED:
+        raise ValueError(f"nested must be one of {NESTED}, got {nested!r}")
+    sign = -1 if nested == "outer" else 1
     kept: list[Span] = []
     dropped: list[Span] = []
-    for span in sorted(set(spans), key=lambda s: (-(s[2] - s[1]), s[1], s[0])):
+    for span in sorted(set(spans), key=lambda s: (sign * (s[2] - s[1]), s[1], s[0])):
         if span[2] <= span[1]:
             dropped.append(span)
         elif any(span[1] < k[2] and k[1] < span[2] for k in kept):
