@@ -140,6 +140,9 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
     """(train, dev) labelled splits for a recogniser's settings."""
     labels = list(settings.get("labels") or [])
     disc = str(settings.get("discontinuous", "span"))
+    nested = str(settings.get("nested", "outer"))
+    if nested not in NESTED:   # before any corpus is read
+        raise UserError(f"nested must be one of {', '.join(NESTED)}, got {nested!r}")
     corpus = str(settings.corpus)
     max_train = int(settings.get("max_train_docs", 0) or 0)  # caps the train split and each extra split alike
     train = labelled_split(corpus, path_of(cfg, str(settings.train)), labels, disc, max_train)
@@ -158,9 +161,6 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
         train = merge_splits(train, extra_split)
     if include_dev:
         train = merge_splits(train, dev)
-    nested = str(settings.get("nested", "outer"))
-    if nested not in NESTED:
-        raise UserError(f"nested must be one of {', '.join(NESTED)}, got {nested!r}")
     if nested == "inner":
         # a second tagger for the mentions nested inside others (served beside the outer one, keep_overlaps)
         train = inner_layer(train)
