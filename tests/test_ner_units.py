@@ -14,7 +14,7 @@ from clinlake.ner.data import LabelledSplit, inner_layer, labelled_split, mentio
 from clinlake.ner.lifecycle import _splits
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import aligned, resolve_overlaps, tag_set, tags_for_tokens
-from clinlake.ner.training import chunk_mentions, dev_scores, label_rows, parse_epoch_log
+from clinlake.ner.training import GRAPH_DIR, chunk_mentions, dev_scores, graph_folder, label_rows, parse_epoch_log
 
 
 def test_bio_tags_mark_first_token_b_and_rest_i():
@@ -85,6 +85,15 @@ def test_tag_set_counts_match_the_graph_arithmetic():
     labels = [f"T{i}" for i in range(21)]
     assert len(tag_set(labels, "BIO")) == 43  # MEDDOCAN: more than the 38 of the bundled graphs
     assert len(tag_set(labels, "IO")) == 22
+
+
+def test_graph_folder_is_the_configured_one_else_the_jar_else_ours_past_38_tags(tmp_path):
+    assert graph_folder(None, 7) is None
+    assert graph_folder("", 38) is None
+    assert graph_folder("", 43) == str(GRAPH_DIR)
+    assert graph_folder(str(tmp_path), 7) == str(tmp_path)
+    assert graph_folder(str(tmp_path), 43) == str(tmp_path)
+    assert list(GRAPH_DIR.glob("blstm_43_*.pb")), "the deid graph must ship with the package"
 
 
 def test_discontinuous_mentions_span_or_fragments():

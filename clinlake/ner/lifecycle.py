@@ -186,9 +186,7 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
     train, dev = _splits(cfg, settings, include_dev)
     labels = sorted(set(settings.get("labels") or []) or set(train.labels))
     tags = tag_set(labels, scheme)
-    graph_dir = None
-    if is_deid and len(tags) > 38:
-        graph_dir = str(settings.get("graph_dir") or training.GRAPH_DIR)
+    graph_dir = training.graph_folder(settings.get("graph_dir"), len(tags))
     text_stages, w2v, emb_ref = load_embeddings(spark, cfg)
     params = {"model": model, "registered_name": settings.name, "corpus": settings.corpus, "train": settings.train,
               "dev": settings.dev, "include_dev": include_dev,

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LABEL_COL = "label"
 GRAPH_DIR = Path(__file__).resolve().parent / "graphs"
+BUNDLED_MAX_TAGS = 38  # the widest graph in the Spark NLP jar: blstm_38_*
 EPOCH_RE = re.compile(r"Epoch (\d+)/(\d+) - ([0-9.]+)s - loss: ([0-9.eE+-]+)")
 
 ANNOTATION = T.StructType([
@@ -89,6 +90,14 @@ def training_frame(spark: SparkSession, text_model: Any, w2v_model: Any, split: 
     # orderBy: NerDL collects the rows and shuffles them with its seed, so a fixed input order = reproducible
     joined = tokenized.join(labels, "doc_id").orderBy("doc_id")
     return w2v_model.transform(joined), stats
+
+
+def graph_folder(configured: str | None, n_tags: int) -> str | None:
+    """The NerDL graph folder: the configured one, else the jar's (None), else ours past the jar's 38 tags."""
+    # A configured folder holds a generated graph (another embedding size, a wider BiLSTM) and always wins.
+    if configured:
+        return str(configured)
+    return str(GRAPH_DIR) if n_tags > BUNDLED_MAX_TAGS else None
 
 
 def nerdl_approach(settings: DictConfig, logs_dir: str, graph_dir: str | None = None) -> Any:
