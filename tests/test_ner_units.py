@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from clinlake.corpora.types import Corpus, Mention
 from clinlake.errors import UserError
 from clinlake.ner import embeddings as emb
-from clinlake.ner.data import LabelledSplit, inner_layer, labelled_split, mention_spans, merge_splits
-from clinlake.ner.lifecycle import _splits
+from clinlake.ner.data import LabelledSplit, labelled_split, mention_spans, merge_splits
+from clinlake.ner.lifecycle import _splits, nested_layer
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import aligned, resolve_overlaps, tag_set, tags_for_tokens
 from clinlake.ner.training import GRAPH_DIR, chunk_mentions, dev_scores, graph_folder, label_rows, parse_epoch_log
@@ -57,8 +57,11 @@ def test_inner_layer_keeps_the_nested_spans_its_container_hid():
         resolve_overlaps(spans, "middle")
     gold = Corpus(notes={"a": "x" * 50})
     split = LabelledSplit({"a": "x" * 50}, {"a": spans}, gold, {"other_label": 1})
-    inner = inner_layer(split)
-    assert inner.spans == {"a": kept} and inner.texts is split.texts and inner.gold is gold
+    tokens = [("a", [0, 8, 30, 35, 40], [4, 19, 34, 39, 44], ["w"] * 5)]   # inclusive ends
+    rows, stats = label_rows(tokens, split, "BIO", "inner")
+    assert [a[3] for a in rows[0][1]] == ["B-D", "B-D", "B-D", "I-D", "O"]   # the inner layer's tags
+    assert stats["spans"] == 5 and stats["spans_overlap_dropped"] == 2       # the containers are counted
+    assert [a[3] for a in label_rows(tokens, split, "BIO")[0][0][1]] == ["B-D", "I-D", "B-D", "I-D", "O"]
     assert split.spans["a"] == spans   # the input split is left as it was
 
 
@@ -75,7 +78,13 @@ def test_nested_setting_picks_the_training_layer_and_rejects_unknown_values(tmp_
     outer, dev = _splits(cfg, OmegaConf.create(settings), False)
     inner, _ = _splits(cfg, OmegaConf.create({**settings, "nested": "inner"}), False)
     assert outer.spans["train1"] == [("DIAGNOSTICO", 0, 5), ("DIAGNOSTICO", 0, 12)]   # both kept; BIO drops one
-    assert inner.spans["train1"] == [("DIAGNOSTICO", 0, 5)]
+    # "dolor en HCD y fiebre" as the tokenizer cuts it (inclusive ends); the layer is chosen where tags are made
+    tokens = [("train1", [0, 6, 9, 13, 15], [4, 7, 11, 13, 20], ["dolor", "en", "HCD", "y", "fiebre"])]
+    inner_rows, inner_stats = label_rows(tokens, inner, "BIO", nested_layer(OmegaConf.create({"nested": "inner"})))
+    outer_rows, _ = label_rows(tokens, outer, "BIO", nested_layer(OmegaConf.create(settings)))
+    assert [a[3] for a in inner_rows[0][1]] == ["B-DIAGNOSTICO", "O", "O", "O", "O"]
+    assert [a[3] for a in outer_rows[0][1]] == ["B-DIAGNOSTICO", "I-DIAGNOSTICO", "I-DIAGNOSTICO", "O", "O"]
+    assert inner_stats["spans_overlap_dropped"] == 1
     assert dev.spans["dev1"] == [("DIAGNOSTICO", 0, 5), ("DIAGNOSTICO", 0, 12)]       # dev gold stays whole
     with pytest.raises(UserError, match="nested"):
         _splits(cfg, OmegaConf.create({**settings, "nested": "both"}), False)
@@ -231,7 +240,7 @@ def test_train_ner_refuses_an_unconfigured_model_before_touching_spark():
 
 
 def test_extra_train_splits_join_training_and_never_the_dev_split(tmp_path):
-    from clinlake.ner.lifecycle import _splits
+    from clinlake.ner.lifecycle import _splits, nested_layer
 
     for sub in "tdex":
         (tmp_path / sub).mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 from clinlake.corpora.readers import read_corpus
 from clinlake.corpora.types import Corpus, Mention
 from clinlake.errors import UserError
-from clinlake.ner.tokens import Span, resolve_overlaps
+from clinlake.ner.tokens import Span
 
 DISCONTINUOUS = ("span", "fragments")
 
@@ -72,13 +72,6 @@ def labelled_split(corpus: str, path: str | os.PathLike, labels: Iterable[str] |
                                         for d in doc_ids},
                  sentences=gold.sentences if not max_docs else None, mismatches=gold.mismatches)
     return LabelledSplit(texts, spans, sub, skipped)
-
-
-def inner_layer(split: LabelledSplit) -> LabelledSplit:
-    """The split with each document's overlapping spans resolved shortest first (the nested mentions a flat BIO
-    tagger trained on the outer layer never sees); texts and gold unchanged."""
-    spans = {d: resolve_overlaps(s, "inner")[0] for d, s in split.spans.items()}
-    return LabelledSplit(split.texts, spans, split.gold, dict(split.skipped))
 
 
 def merge_splits(a: LabelledSplit, b: LabelledSplit) -> LabelledSplit:

@@ -18,7 +18,7 @@ from clinlake.config import path_of
 from clinlake.errors import UserError
 from clinlake.ner import embeddings as emb
 from clinlake.ner import training
-from clinlake.ner.data import LabelledSplit, inner_layer, labelled_split, merge_splits
+from clinlake.ner.data import LabelledSplit, labelled_split, merge_splits
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import CHUNK_COL, NESTED, TEXT_COL, tag_set
 
@@ -136,13 +136,20 @@ def _write_table(path: Path, table: list[dict]) -> None:
         w.writerows(table)
 
 
+def nested_layer(settings: DictConfig) -> str:
+    """The layer of overlapping gold spans a recogniser learns (tokens.NESTED), or a UserError."""
+    # inner: a second tagger for the mentions nested inside others, served beside the outer one (keep_overlaps)
+    nested = str(settings.get("nested", "outer"))
+    if nested not in NESTED:
+        raise UserError(f"nested must be one of {', '.join(NESTED)}, got {nested!r}")
+    return nested
+
+
 def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[LabelledSplit, LabelledSplit]:
     """(train, dev) labelled splits for a recogniser's settings."""
     labels = list(settings.get("labels") or [])
     disc = str(settings.get("discontinuous", "span"))
-    nested = str(settings.get("nested", "outer"))
-    if nested not in NESTED:   # before any corpus is read
-        raise UserError(f"nested must be one of {', '.join(NESTED)}, got {nested!r}")
+    nested_layer(settings)   # checked before any corpus is read
     corpus = str(settings.corpus)
     max_train = int(settings.get("max_train_docs", 0) or 0)  # caps the train split and each extra split alike
     train = labelled_split(corpus, path_of(cfg, str(settings.train)), labels, disc, max_train)
@@ -161,9 +168,6 @@ def _splits(cfg: DictConfig, settings: DictConfig, include_dev: bool) -> tuple[L
         train = merge_splits(train, extra_split)
     if include_dev:
         train = merge_splits(train, dev)
-    if nested == "inner":
-        # a second tagger for the mentions nested inside others (served beside the outer one, keep_overlaps)
-        train = inner_layer(train)
     return train, dev
 
 
@@ -184,6 +188,7 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
     scheme = str(settings.get("tagging", "BIO")).upper()
     include_dev = bool(settings.get("include_dev", False))
     train, dev = _splits(cfg, settings, include_dev)
+    nested = nested_layer(settings)
     labels = sorted(set(settings.get("labels") or []) or set(train.labels))
     tags = tag_set(labels, scheme)
     graph_dir = training.graph_folder(settings.get("graph_dir"), len(tags))
@@ -194,13 +199,14 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
               "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
               "discontinuous": settings.get("discontinuous", "span"),
-              "nested": settings.get("nested", "outer"), "train_documents": len(train.texts),
+              "nested": nested, "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
     with tracking.job_run(cfg, job, params) as run, tempfile.TemporaryDirectory() as tmp:
         import mlflow
 
         t0 = time.time()
-        pipeline, stats = training.fit_ner(spark, text_stages, w2v, train, settings, f"{tmp}/logs", scheme, graph_dir)
+        pipeline, stats = training.fit_ner(spark, text_stages, w2v, train, settings, f"{tmp}/logs", scheme, graph_dir,
+                                           nested)
         train_seconds = time.time() - t0
         epochs, log_files = training.read_epoch_logs(f"{tmp}/logs")
         for e in epochs:

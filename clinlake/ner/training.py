@@ -54,16 +54,17 @@ def notes_frame(spark: SparkSession, texts: dict[str, str], partitions: int = 2)
 
 
 def label_rows(tokens: list[tuple[str, list[int], list[int], list[str]]], split: LabelledSplit,
-               scheme: str) -> tuple[list[tuple], dict[str, int]]:
+               scheme: str, nested: str = "outer") -> tuple[list[tuple], dict[str, int]]:
     """Per document, the NAMED_ENTITY label annotations aligned to its tokens, and alignment counts.
 
-    tokens: (doc_id, begins, inclusive ends, token texts) as the tokenizer produced them.
+    tokens: (doc_id, begins, inclusive ends, token texts) as the tokenizer produced them. nested: which layer of
+    overlapping gold spans the tags hold (resolve_overlaps); the others are counted as spans_overlap_dropped.
     """
     rows, stats = [], {"spans": 0, "spans_aligned": 0, "spans_overlap_dropped": 0, "spans_untokenised": 0,
                        "tokens": 0, "entity_tokens": 0}
     for doc_id, begins, ends, words in tokens:
         toks = [(b, e + 1) for b, e in zip(begins, ends)]
-        kept, dropped = resolve_overlaps(split.spans.get(doc_id, []))
+        kept, dropped = resolve_overlaps(split.spans.get(doc_id, []), nested)
         tags = tags_for_tokens(toks, kept, scheme)
         stats["spans"] += len(kept) + len(dropped)
         stats["spans_overlap_dropped"] += len(dropped)
@@ -77,14 +78,14 @@ def label_rows(tokens: list[tuple[str, list[int], list[int], list[str]]], split:
 
 
 def training_frame(spark: SparkSession, text_model: Any, w2v_model: Any, split: LabelledSplit,
-                   scheme: str) -> tuple[DataFrame, dict[str, int]]:
+                   scheme: str, nested: str = "outer") -> tuple[DataFrame, dict[str, int]]:
     """sentence, token, embeddings and label columns for NerDLApproach, from the inference text stages."""
     notes = notes_frame(spark, split.texts)
     tokenized = text_model.transform(notes).select("doc_id", SENTENCE_COL, TOKEN_COL)
     collected = [(r["doc_id"], list(r["b"]), list(r["e"]), list(r["w"])) for r in tokenized.select(
         "doc_id", F.col(f"{TOKEN_COL}.begin").alias("b"), F.col(f"{TOKEN_COL}.end").alias("e"),
         F.col(f"{TOKEN_COL}.result").alias("w")).collect()]
-    rows, stats = label_rows(collected, split, scheme)
+    rows, stats = label_rows(collected, split, scheme, nested)
     labels = spark.createDataFrame(rows, LABELS_SCHEMA).withColumn(
         LABEL_COL, F.col(LABEL_COL).alias(LABEL_COL, metadata={"annotatorType": "named_entity"}))
     # orderBy: NerDL collects the rows and shuffles them with its seed, so a fixed input order = reproducible
@@ -129,13 +130,14 @@ def assemble(text_stages: list, w2v_model: Any, ner_model: Any) -> Any:
 
 
 def fit_ner(spark: SparkSession, text_stages: list, w2v_model: Any, split: LabelledSplit, settings: DictConfig,
-            logs_dir: str, scheme: str = "BIO", graph_dir: str | None = None) -> tuple[Any, dict[str, int]]:
+            logs_dir: str, scheme: str = "BIO", graph_dir: str | None = None,
+            nested: str = "outer") -> tuple[Any, dict[str, int]]:
     """Train NerDL on the split; returns (serving PipelineModel, tokenisation / alignment stats)."""
     from pyspark.ml import PipelineModel
 
     if not any(split.spans.values()):
         raise UserError("the training split has no gold spans for the configured labels")
-    train, stats = training_frame(spark, PipelineModel(stages=list(text_stages)), w2v_model, split, scheme)
+    train, stats = training_frame(spark, PipelineModel(stages=list(text_stages)), w2v_model, split, scheme, nested)
     Path(logs_dir).mkdir(parents=True, exist_ok=True)
     try:
         ner_model = nerdl_approach(settings, logs_dir, graph_dir).fit(train)
