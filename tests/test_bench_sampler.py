@@ -15,8 +15,12 @@ PARENT = """
 import os, subprocess, sys, time
 if os.fork() == 0:
     time.sleep(30); os._exit(0)
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-print("ready", flush=True)  # Popen returns only after the child's exec, so both children are in their final shape
+# Wait for the real child to run its own code: Popen returns once exec has closed the child's close-on-exec pipe,
+# which the kernel does before it sets the new command line, so a loaded machine could still read it empty.
+child = subprocess.Popen([sys.executable, "-c", "print('up', flush=True); import time; time.sleep(30)"],
+                         stdout=subprocess.PIPE)
+child.stdout.readline()
+print("ready", flush=True)  # both children are in their final shape now
 time.sleep(30)
 """
 
