@@ -1,25 +1,23 @@
 """The standalone-cluster path inside `make test`: master + one worker on 127.0.0.1, one job via scripts/submit.sh.
 
 tests/test_cluster.py (marker `cluster`, `make test-cluster`) runs the whole chain and kills a worker, 15-30 min
-on this machine; this smoke test keeps CI on the same road in about two minutes: the code archive, the jars, the
+on this machine; this smoke test keeps CI on the same road in a few minutes: the code archive, the jars, the
 spark-submit to a real master, tasks on the worker's executor, and a Delta table written from there.
 """
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from tests.test_cluster import Cluster, _generator, _submit
+from tests.test_cluster import ROOT, Cluster, _generator, _submit
 
 N_NOTES = 6
 pytestmark = pytest.mark.slow
 
 
 def test_ingest_submitted_to_a_standalone_master_runs_on_its_worker(spark, tmp_path):
-    import subprocess
-
-    from tests.test_cluster import ROOT
-
     gen = _generator()
     gen.write_lake(gen.generate(spark, N_NOTES, seed=11, partitions=1), str(tmp_path / "raw"))
     subprocess.run(["bash", str(ROOT / "scripts" / "submit.sh"), "build"], cwd=ROOT, check=True)
@@ -29,7 +27,8 @@ def test_ingest_submitted_to_a_standalone_master_runs_on_its_worker(spark, tmp_p
         cluster.start(workers=1)
         summary, _ = _submit(cluster, "ingest_notes", lake, mlruns, "--input", str(tmp_path / "raw" / "notes"),
                              "--format", "parquet")
-        apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
+        state = cluster.state()
+        apps = state["completedapps"] + state["activeapps"]
     finally:
         cluster.stop()
 
