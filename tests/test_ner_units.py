@@ -240,8 +240,6 @@ def test_train_ner_refuses_an_unconfigured_model_before_touching_spark():
 
 
 def test_extra_train_splits_join_training_and_never_the_dev_split(tmp_path):
-    from clinlake.ner.lifecycle import _splits, nested_layer
-
     for sub in "tdex":
         (tmp_path / sub).mkdir()
     train = _brat(tmp_path / "t", {"t1": ("Carcinoma ductal.", [("MORFOLOGIA_NEOPLASIA", 0, 16)])})
