@@ -7,11 +7,17 @@ Overlap policy (documented in docs/ner.md, tested in tests/test_recognisers.py):
    `extract.keep_overlaps` keep both chunks (an ensemble: each row names its recogniser) and drop only a chunk with
    exactly the same span as an earlier recogniser's;
 3. chunks of different labels never suppress each other (a drug inside a procedure is two facts).
+
+Voting (`vote:` on a recogniser entry): several versions of one registered model serve as one recogniser; a chunk is
+kept when at least `min_votes` of them give the very same label and span. The recogniser's `nlp_system` names every
+member version, `<name>@<v1>+<v2>+<v3>`, so a new version of any member re-runs the recogniser (docs/ner.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from omegaconf import DictConfig
@@ -35,6 +41,52 @@ def configured(cfg: DictConfig) -> list[tuple[str, str]]:
     if len(set(names)) != len(names):
         raise UserError(f"extract.recognisers lists a model twice: {names}")
     return out
+
+
+def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
+    """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry."""
+    out = {}
+    for e in cfg.extract.get("recognisers") or []:
+        if isinstance(e, str) or not e.get("vote"):
+            continue
+        members = [str(a) for a in (e["vote"].get("members") or [])]
+        min_votes = int(e["vote"].get("min_votes", (len(members) + 1) // 2 + 1))   # default: a strict majority
+        if not members or not 1 <= min_votes <= len(members) + 1:
+            raise UserError(f"extract.recognisers: {e['name']}'s vote needs members (other aliases) and "
+                            f"1 <= min_votes <= members + 1, got {members} and {min_votes}")
+        out[str(e["name"])] = (members, min_votes)
+    return out
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Versions of one registered recogniser voting on chunks; `ref` names them all: '<name>@<v1>+<v2>+...'."""
+
+    members: tuple[tuple[Any, str], ...]   # (PipelineModel, '<name>@<version>'), the served alias's first
+    min_votes: int
+
+    @property
+    def ref(self) -> str:
+        """'ner-morphology-es@1+2+3'."""
+        return f"{model_name(self.members[0][1])}@" + "+".join(r.rsplit("@", 1)[1] for _, r in self.members)
+
+
+def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int) -> tuple[Ensemble, str]:
+    """`name@alias` and the member aliases, each distinct version loaded once -> (Ensemble, its ref).
+
+    The same version under two aliases votes once: when fewer distinct versions than `min_votes` remain, no chunk
+    could ever pass, so that is a UserError rather than an empty recogniser.
+    """
+    versions: dict[str, tuple[str, Any]] = {}
+    for a in [alias, *members]:
+        mv = tracking.resolve_alias(cfg, name, a)
+        versions.setdefault(str(mv.version), (a, mv))
+    if len(versions) < min_votes:
+        raise UserError(f"{name}: the vote of {[alias, *members]} has {len(versions)} distinct versions "
+                        f"({', '.join(versions)}), fewer than min_votes={min_votes}")
+    # the versions resolved above, not the aliases again: a moving alias cannot change what the ref names
+    ens = Ensemble(tuple(tracking.load_model_version(name, a, mv) for a, mv in versions.values()), min_votes)
+    return ens, ens.ref
 
 
 def with_alias(cfg: DictConfig, alias: str | None) -> list[tuple[str, str]]:
@@ -65,8 +117,14 @@ def with_alias(cfg: DictConfig, alias: str | None) -> list[tuple[str, str]]:
 
 
 def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel, str]]:
-    """Every configured recogniser loaded by alias -> [(model, '<name>@<version>')]; any missing one is an error."""
-    return [tracking.load_spark_model(cfg, name, a) for name, a in with_alias(cfg, alias)]
+    """Every configured recogniser loaded by alias -> [(model, '<name>@<version>')]; any missing one is an error.
+
+    A recogniser with a `vote:` entry loads as an Ensemble of its versions (the served alias, possibly the one under
+    evaluation, and the members').
+    """
+    votes = voting(cfg)
+    return [load_ensemble(cfg, name, a, *votes[name]) if name in votes else tracking.load_spark_model(cfg, name, a)
+            for name, a in with_alias(cfg, alias)]
 
 
 def model_name(ref: str) -> str:
@@ -78,9 +136,25 @@ def recognise_chunks(notes: DataFrame, model: PipelineModel, ref: str, scale: An
     """One recogniser over notes(note_id, note_text, text_sha256) -> chunks with nlp_system = ref (rule 1 applied)."""
     keep = ["note_id", "text_sha256"]
     # bounded pieces (scale.max_chunk_chars), one model pass for all labels, rule 1 inside each piece
-    chunks = recognise.chunks(model, notes, keep, scale)
+    if isinstance(model, Ensemble):
+        parts = [recognise.chunks(m, notes, keep, scale).withColumn("member", F.lit(i))
+                 for i, (m, _) in enumerate(model.members)]
+        chunks = reduce(DataFrame.unionByName, parts).transform(filter_votes, model.min_votes)
+    else:
+        chunks = recognise.chunks(model, notes, keep, scale)
     return chunks.withColumn("nlp_system", F.lit(ref)) \
         .withColumn("model_name", F.lit(model_name(ref)))
+
+
+def filter_votes(chunks: DataFrame, min_votes: int) -> DataFrame:
+    """Chunks (with a `member` column) that at least `min_votes` distinct members gave, once each, `member` dropped.
+
+    A chunk is its every other column: the same label and span in the same note. A NerDL tagger's chunks of one
+    label never overlap each other, so with a strict majority of such members two kept chunks cannot overlap.
+    """
+    keys = [c for c in chunks.columns if c != "member"]
+    return (chunks.groupBy(*keys).agg(F.countDistinct("member").alias("__votes"))
+            .filter(F.col("__votes") >= min_votes).drop("__votes"))
 
 
 def filter_overlaps(chunks: DataFrame, priority: list[str], keep_labels: Iterable[str] = ()) -> DataFrame:

@@ -10,7 +10,8 @@ resolver variants can be re-scored without running the recognisers again.
     .venv/bin/python scripts/score_stack.py --lake L --mlflow-dir M [--ner-mlflow-dir N] \
         --recognisers ner-morphology-es@N,ner-gazetteer-es,ner-diagnosis-procedure-es@N --resolver champion
 
-`name@N` loads `name@champion` from the --ner-mlflow-dir store, a bare name from --mlflow-dir; `--resolver exact` scores the
+`name@N` loads `name@champion` from the --ner-mlflow-dir store, a bare name from --mlflow-dir; `name@N=a+b+c:2` serves
+the versions behind aliases a, b and c as one voting recogniser (a chunk kept when 2 of them give it); `--resolver exact` scores the
 gazetteer lookup instead of a registered resolver. Prints one JSON object: the metrics per corpus and a calibration
 table (top-1 score bin -> mentions, share correct, mean score) over predicted spans that match a gold span exactly.
 """
@@ -40,8 +41,17 @@ def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str],
     from clinlake.corpora.readers import read_corpus
     from clinlake.evaluation.pipelines import _notes_frame
 
-    models = [tracking.load_spark_model(ner_cfg if n.endswith("@N") else cfg, n.removesuffix("@N"), "champion")
-              for n in names]
+    def load(spec: str):
+        # "name", "name@N", or a vote "name@N=alias1+alias2+alias3:min_votes" (recognisers.Ensemble)
+        spec, _, vote = spec.partition("=")
+        where, name = (ner_cfg if spec.endswith("@N") else cfg), spec.removesuffix("@N")
+        if not vote:
+            return tracking.load_spark_model(where, name, "champion")
+        aliases, _, k = vote.partition(":")
+        first, *others = aliases.split("+")
+        return recognisers.load_ensemble(where, name, first, others, int(k) if k else (len(others) + 1) // 2 + 1)
+
+    models = [load(n) for n in names]
     (work / "recognisers.txt").write_text(",".join(names))
     for corpus, path in corpora.items():
         t = time.time()

@@ -192,3 +192,72 @@ def test_two_recognisers_new_champion_reprocesses_only_that_model(spark, cfg, tm
     assert sorted(nlp.filter(F.col("nlp_system") == "ner-gazetteer-es@1").select("note_nlp_id").collect()) \
         == sorted(gaz_rows)
     assert nlp.count() == nlp.select("note_nlp_id").distinct().count()
+
+
+def test_filter_votes_keeps_chunks_enough_members_gave(spark):
+    chunks = spark.createDataFrame([
+        (1, "M", 0, 10, 0), (1, "M", 0, 10, 1), (1, "M", 0, 10, 2),   # three votes: kept once
+        (1, "M", 0, 12, 0), (1, "M", 0, 12, 2),                       # two votes: kept
+        (1, "M", 20, 30, 1),                                          # one vote: dropped
+        (1, "D", 0, 10, 1),                                           # same span, other label: its own vote
+        (2, "M", 0, 12, 0), (2, "M", 0, 12, 0),                       # one member twice is still one vote
+        (3, None, 0, 3, 0), (3, None, 0, 3, 1),                       # null label: compared like any value
+    ], SCHEMA.replace("model_name string", "member int"))
+    out = recognisers.filter_votes(chunks, 2)
+    assertDataFrameEqual(out, spark.createDataFrame(
+        [(1, "M", 0, 10), (1, "M", 0, 12), (3, None, 0, 3)],
+        "note_id long, label string, offset_start int, offset_end int"))
+    assert recognisers.filter_votes(chunks, 1).count() == 6
+
+
+def test_vote_configuration(cfg):
+    cfg.extract.recognisers = [{"name": "m", "alias": "champion", "vote": {"members": ["s2", "s3"]}},
+                               {"name": "g", "alias": "champion"}]
+    assert recognisers.voting(cfg) == {"m": (["s2", "s3"], 2)}        # default: a strict majority of three
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "min_votes": 3}}]
+    with pytest.raises(UserError, match="min_votes"):
+        recognisers.voting(cfg)
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": []}}]
+    with pytest.raises(UserError, match="members"):
+        recognisers.voting(cfg)
+
+
+def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary):
+    """Three registered versions served as one recogniser: its chunks are those two versions give, its ref names
+    all three, and aliases that share a version vote once (too few left is an error)."""
+    from mlflow import MlflowClient
+
+    from clinlake import tracking
+    from jobs import train_ner
+    from tests.conftest import sample_notes
+
+    vocabulary(cfg)
+    tracking.configure(cfg)
+    cfg.models.recogniser.name = "ner-morph-gaz"
+    cfg.models.recogniser.labels = ["MORFOLOGIA_NEOPLASIA", "DIAGNOSTICO"]
+    for v, min_chars in (("1", 3), ("2", 6), ("3", 12)):       # three phrase lists: the versions disagree
+        cfg.models.recogniser.min_chars = min_chars
+        train_ner.run(spark, cfg, argparse.Namespace(model="gazetteer"))
+        MlflowClient().set_registered_model_alias("ner-morph-gaz", f"s{v}", v)
+    cfg.extract.recognisers = [{"name": "ner-morph-gaz", "alias": "champion",
+                                "vote": {"members": ["s2", "s3"], "min_votes": 2}}]
+    [(ensemble, ref)] = recognisers.load(cfg)
+    assert ref == "ner-morph-gaz@1+2+3"
+    import json
+    rows = [json.loads(x) for x in sample_notes(tmp_path, 30).read_text(encoding="utf-8").splitlines()]
+    notes = spark.createDataFrame([(i, r["note_text"]) for i, r in enumerate(rows)], "note_id long, note_text string") \
+        .withColumn("text_sha256", F.sha2("note_text", 256))
+    got = recognisers.recognise_chunks(notes, ensemble, ref)
+    assert {r["nlp_system"] for r in got.select("nlp_system").distinct().collect()} == {ref}
+    votes: dict = {}
+    for model, member in ensemble.members:
+        one = recognisers.recognise_chunks(notes, model, member).select(*recognisers.CHUNK_KEYS).distinct()
+        for r in one.collect():
+            votes[tuple(r)] = votes.get(tuple(r), 0) + 1
+    want = {k for k, n in votes.items() if n >= 2}
+    assert 1 in votes.values() and want                      # the versions disagree, and agree on something
+    assert {tuple(r) for r in got.select(*recognisers.CHUNK_KEYS).collect()} == want
+    MlflowClient().set_registered_model_alias("ner-morph-gaz", "s3", "1")   # s3 now names the champion's version
+    cfg.extract.recognisers[0]["vote"]["min_votes"] = 3
+    with pytest.raises(UserError, match="2 distinct versions"):
+        recognisers.load(cfg)
