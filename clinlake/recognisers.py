@@ -116,7 +116,7 @@ def with_alias(cfg: DictConfig, alias: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel, str]]:
+def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel | Ensemble, str]]:
     """Every configured recogniser loaded by alias -> [(model, '<name>@<version>')]; any missing one is an error.
 
     A recogniser with a `vote:` entry loads as an Ensemble of its versions (the served alias, possibly the one under
@@ -132,7 +132,7 @@ def model_name(ref: str) -> str:
     return ref.rsplit("@", 1)[0]
 
 
-def recognise_chunks(notes: DataFrame, model: PipelineModel, ref: str, scale: Any = None) -> DataFrame:
+def recognise_chunks(notes: DataFrame, model: PipelineModel | Ensemble, ref: str, scale: Any = None) -> DataFrame:
     """One recogniser over notes(note_id, note_text, text_sha256) -> chunks with nlp_system = ref (rule 1 applied)."""
     keep = ["note_id", "text_sha256"]
     # bounded pieces (scale.max_chunk_chars), one model pass for all labels, rule 1 inside each piece
