@@ -233,8 +233,10 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
         mlflow.set_tag("registered_version", version)
         if include_dev:
             mlflow.set_tag("dev_metrics_note", "trained on train+dev: dev metrics are not a held-out estimate")
-        return {"model": str(settings.name), "version": version, "champion": became, "run_id": run.info.run_id,
-                "embeddings": emb_ref, "epochs": len(epochs), "final_loss": epochs[-1]["loss"] if epochs else None,
+        # "champion": whether this version took the configured alias (models.ner.alias, named beside it)
+        return {"model": str(settings.name), "version": version, "champion": became,
+                "alias": str(cfg.models.ner.alias), "run_id": run.info.run_id, "embeddings": emb_ref,
+                "epochs": len(epochs), "final_loss": epochs[-1]["loss"] if epochs else None,
                 "train_seconds": round(train_seconds, 1), "dev": {k: round(v, 4) for k, v in metrics.items()},
                 "alignment": stats}
 
