@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 from pyspark.sql import functions as F
@@ -243,7 +244,6 @@ def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary
                                 "vote": {"members": ["s2", "s3"], "min_votes": 2}}]
     [(ensemble, ref)] = recognisers.load(cfg)
     assert ref == "ner-morph-gaz@1+2+3"
-    import json
     rows = [json.loads(x) for x in sample_notes(tmp_path, 30).read_text(encoding="utf-8").splitlines()]
     notes = spark.createDataFrame([(i, r["note_text"]) for i, r in enumerate(rows)], "note_id long, note_text string") \
         .withColumn("text_sha256", F.sha2("note_text", 256))
