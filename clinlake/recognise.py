@@ -252,13 +252,23 @@ def chunks(model: PipelineModel, notes: DataFrame, keep: list[str],
     no shuffle: a chunk and any chunk containing it always lie in the same piece. Output = explode_chunks +
     filter_contained on the whole notes, except for a mention cut by a piece boundary (cuts avoid them).
     """
+    return explode_piece_chunks(model.transform(text_pieces(notes, keep, scale)), model,
+                                [c for c in keep if c != TEXT_COL])
+
+
+def text_pieces(notes: DataFrame, keep: list[str], scale: Mapping[str, Any] | None = None) -> DataFrame:
+    """Notes cut into bounded pieces (`scale.max_chunk_chars`) and spread by text size: what a model pass reads.
+
+    Sizing the partitions counts the text (one Spark job), so models that read the same notes (a vote's members)
+    take one `text_pieces` frame rather than calling `chunks` each.
+    """
     knobs = _scale(scale)
     cols = list(dict.fromkeys(["note_id", *keep, TEXT_COL]))
     pieces = chunking.explode_text_chunks(notes.select(*cols), knobs["max_chunk_chars"])
     pieces, _ = chunking.repartition_by_size(pieces, target_chars=knobs["target_partition_chars"],
                                              min_partitions=knobs["min_partitions"],
                                              max_partitions=knobs["max_partitions"])
-    return explode_piece_chunks(model.transform(pieces), model, [c for c in keep if c != TEXT_COL])
+    return pieces
 
 
 def explode_piece_chunks(annotated: DataFrame, model: PipelineModel, keep: list[str]) -> DataFrame:

@@ -137,7 +137,8 @@ def recognise_chunks(notes: DataFrame, model: PipelineModel | Ensemble, ref: str
     keep = ["note_id", "text_sha256"]
     # bounded pieces (scale.max_chunk_chars), one model pass for all labels, rule 1 inside each piece
     if isinstance(model, Ensemble):
-        parts = [recognise.chunks(m, notes, keep, scale).withColumn("member", F.lit(i))
+        pieces = recognise.text_pieces(notes, keep, scale)      # cut and sized once for every member
+        parts = [recognise.explode_piece_chunks(m.transform(pieces), m, keep).withColumn("member", F.lit(i))
                  for i, (m, _) in enumerate(model.members)]
         chunks = reduce(DataFrame.unionByName, parts).transform(filter_votes, model.min_votes)
     else:
