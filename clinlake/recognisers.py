@@ -43,6 +43,11 @@ def configured(cfg: DictConfig) -> list[tuple[str, str]]:
     return out
 
 
+def majority(n_members: int) -> int:
+    """The fewest votes that are more than half of n_members (the default `min_votes`)."""
+    return n_members // 2 + 1
+
+
 def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
     """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry."""
     out = {}
@@ -50,7 +55,7 @@ def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
         if isinstance(e, str) or not e.get("vote"):
             continue
         members = [str(a) for a in (e["vote"].get("members") or [])]
-        min_votes = int(e["vote"].get("min_votes", (len(members) + 1) // 2 + 1))   # default: a strict majority
+        min_votes = int(e["vote"].get("min_votes", majority(len(members) + 1)))   # the entry's alias votes too
         if not members or not 1 <= min_votes <= len(members) + 1:
             raise UserError(f"extract.recognisers: {e['name']}'s vote needs members (other aliases) and "
                             f"1 <= min_votes <= members + 1, got {members} and {min_votes}")

@@ -49,7 +49,8 @@ def chunk_frames(spark, cfg, ner_cfg, names: list[str], corpora: dict[str, str],
             return tracking.load_spark_model(where, name, "champion")
         aliases, _, k = vote.partition(":")
         first, *others = aliases.split("+")
-        return recognisers.load_ensemble(where, name, first, others, int(k) if k else (len(others) + 1) // 2 + 1)
+        return recognisers.load_ensemble(where, name, first, others,
+                                         int(k) if k else recognisers.majority(len(others) + 1))
 
     models = [load(n) for n in names]
     (work / "recognisers.txt").write_text(",".join(names))
