@@ -119,6 +119,32 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     for chunk in row[CHUNK_COL]:
         assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
 
+    # Two more versions (other seeds) and the evaluation predictor scoring the configured vote of the three: its
+    # mentions are the spans two of them give, counted here from each version's own predictions.
+    from clinlake.ner.predict import predict_with
+
+    cfg.models.deid.max_epochs = 10         # one epoch of 24 notes finds little; ten find enough for votes to agree
+    for version, seed in (("2", 7), ("3", 13)):
+        cfg.models.ner.defaults.seed = seed
+        assert train_recogniser(spark, cfg, "deid")["version"] == version
+        MlflowClient().set_registered_model_alias("deid-ner-es", f"seed{seed}", version)
+    docs = sorted((tmp_path / "corpora" / "dev").glob("*.txt"))
+    notes = spark.createDataFrame([(p.stem, p.read_text(encoding="utf-8")) for p in docs] + [("empty", "")],
+                                  "doc_id string, text string")
+    votes: dict = {}
+    for alias in ("champion", "seed7", "seed13"):
+        one = predict_with(spark, cfg, notes, "deid-ner-es", alias)
+        for doc, ms in one.mentions.items():
+            for m in ms:
+                votes[(doc, m.label, m.start, m.end)] = votes.get((doc, m.label, m.start, m.end), 0) + 1
+    cfg.extract.recognisers = [{"name": "deid-ner-es", "vote": {"members": ["seed7", "seed13"], "min_votes": 2}}]
+    voted = predict_with(spark, cfg, notes, "deid-ner-es", "champion")
+    assert voted.model_versions == {"deid-ner-es": "1+2+3"} and set(voted.mentions) == {p.stem for p in docs} | {"empty"}
+    got = {(doc, m.label, m.start, m.end) for doc, ms in voted.mentions.items() for m in ms}
+    assert 1 in votes.values() and got == {k for k, n in votes.items() if n >= 2} and got   # they disagree, and agree
+    assert all(m.text == (tmp_path / "corpora" / "dev" / f"{doc}.txt").read_text(encoding="utf-8")[m.start:m.end]
+               for doc, ms in voted.mentions.items() for m in ms)
+
 
 def test_training_is_rejected_without_registered_embeddings(spark, tmp_path):
     from clinlake.errors import UserError

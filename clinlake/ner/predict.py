@@ -6,24 +6,51 @@ Register them in clinlake/evaluation/pipelines.py, e.g. ``register("ner", "cante
 
 from __future__ import annotations
 
+from functools import reduce
 from typing import Any
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from clinlake import tracking
-from clinlake.corpora.types import Corpus
+from clinlake import recognisers, tracking
+from clinlake.corpora.types import Corpus, Mention
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import CHUNK_COL, TEXT_COL
 from clinlake.ner.training import chunk_mentions
 
 
 def predict_with(spark: Any, cfg: Any, notes_df: Any, name: str, alias: str) -> Corpus:
-    """Run `name@alias` over notes_df (doc_id, text); mentions carry the model's labels."""
-    model, ref = tracking.load_spark_model(cfg, name, alias)
+    """Run `name@alias` over notes_df (doc_id, text); mentions carry the model's labels.
+
+    When `extract.recognisers` serves `name` with a `vote:`, the vote is scored: `alias` and the members' aliases
+    (recognisers.load_ensemble), a chunk kept when `min_votes` of them give its label and span (filter_votes).
+    """
     notes = notes_df.select("doc_id", F.col("text").alias(TEXT_COL))
-    rows = model.transform(notes).select("doc_id", CHUNK_COL).collect()
-    version = ref.rsplit("@", 1)[-1]
-    return Corpus(mentions=chunk_mentions(rows), model_versions={name: version})
+    votes = recognisers.voting(cfg)
+    if name not in votes:
+        model, ref = tracking.load_spark_model(cfg, name, alias)
+        rows = model.transform(notes).select("doc_id", CHUNK_COL).collect()
+        return Corpus(mentions=chunk_mentions(rows), model_versions={name: ref.rsplit("@", 1)[-1]})
+    ensemble, ref = recognisers.load_ensemble(cfg, name, alias, *votes[name])
+    notes = notes.cache()   # every member reads the same notes
+    try:
+        parts = [explode_chunks(m.transform(notes)).withColumn("member", F.lit(i))
+                 for i, (m, _) in enumerate(ensemble.members)]
+        kept = reduce(DataFrame.unionByName, parts).transform(recognisers.filter_votes, ensemble.min_votes).collect()
+    finally:
+        notes.unpersist()
+    mentions: dict[str, list[Mention]] = {r["doc_id"]: [] for r in notes_df.select("doc_id").collect()}
+    for r in sorted(kept, key=lambda r: (r["doc_id"], r["offset_start"], r["offset_end"], r["label"])):
+        mentions[r["doc_id"]].append(Mention(r["label"], r["offset_start"], r["offset_end"], None, (), r["text"]))
+    return Corpus(mentions=mentions, model_versions={name: ref.rsplit("@", 1)[-1]})
+
+
+def explode_chunks(annotated: DataFrame) -> DataFrame:
+    """One row per NerDL chunk: doc_id, label, [offset_start, offset_end), text."""
+    c = F.explode(CHUNK_COL).alias("c")
+    return annotated.select("doc_id", c).select(
+        "doc_id", F.col("c.metadata")["entity"].alias("label"), F.col("c.begin").alias("offset_start"),
+        (F.col("c.end") + 1).alias("offset_end"), F.col("c.result").alias("text"))
 
 
 def _named(model: str):
