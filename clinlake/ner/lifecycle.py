@@ -17,6 +17,7 @@ from clinlake import tracking
 from clinlake.config import path_of
 from clinlake.errors import UserError
 from clinlake.ner import embeddings as emb
+from clinlake.ner import seeding
 from clinlake.ner import training
 from clinlake.ner.data import LabelledSplit, labelled_split, merge_splits
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
@@ -198,6 +199,7 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
               "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)),
               "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
+              "seed_graphs": bool(settings.get("seed_graphs", True)),
               "discontinuous": settings.get("discontinuous", "span"),
               "nested": nested, "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
@@ -205,7 +207,11 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
         import mlflow
 
         t0 = time.time()
-        pipeline, stats = training.fit_ner(spark, text_stages, w2v, train, settings, f"{tmp}/logs", scheme, graph_dir,
+        fit_graphs = graph_dir
+        if bool(settings.get("seed_graphs", True)):   # one seed, one model: the graphs' random ops get the seed
+            source = seeding.folder_graphs(graph_dir) if graph_dir else seeding.bundled_graphs(spark)
+            fit_graphs = seeding.seeded_graph_folder(source, int(settings.seed), f"{tmp}/graphs")
+        pipeline, stats = training.fit_ner(spark, text_stages, w2v, train, settings, f"{tmp}/logs", scheme, fit_graphs,
                                            nested)
         train_seconds = time.time() - t0
         epochs, log_files = training.read_epoch_logs(f"{tmp}/logs")
