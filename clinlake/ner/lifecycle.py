@@ -193,13 +193,14 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
     labels = sorted(set(settings.get("labels") or []) or set(train.labels))
     tags = tag_set(labels, scheme)
     graph_dir = training.graph_folder(settings.get("graph_dir"), len(tags))
+    seed_graphs = bool(settings.get("seed_graphs", True))   # one seed, one model: the graphs' random ops get the seed
     text_stages, w2v, emb_ref = load_embeddings(spark, cfg)
     params = {"model": model, "registered_name": settings.name, "corpus": settings.corpus, "train": settings.train,
               "dev": settings.dev, "include_dev": include_dev,
               "extra_train": ",".join(str(p) for p in extra_train_paths(cfg, settings)),
               "labels": ",".join(labels), "tagging": scheme,
               "tags": len(tags), "graph_dir": graph_dir or "bundled", "embeddings": emb_ref,
-              "seed_graphs": bool(settings.get("seed_graphs", True)),
+              "seed_graphs": seed_graphs,
               "discontinuous": settings.get("discontinuous", "span"),
               "nested": nested, "train_documents": len(train.texts),
               "dev_documents": len(dev.texts), **{k: settings[k] for k in HYPER}, **_text_params(cfg)}
@@ -208,7 +209,7 @@ def train_recogniser(spark: SparkSession, cfg: DictConfig, model: str) -> dict[s
 
         t0 = time.time()
         fit_graphs = graph_dir
-        if bool(settings.get("seed_graphs", True)):   # one seed, one model: the graphs' random ops get the seed
+        if seed_graphs:
             source = seeding.folder_graphs(graph_dir) if graph_dir else seeding.bundled_graphs(spark)
             fit_graphs = seeding.seeded_graph_folder(source, int(settings.seed), f"{tmp}/graphs")
         pipeline, stats = training.fit_ner(spark, text_stages, w2v, train, settings, f"{tmp}/logs", scheme, fit_graphs,

@@ -3,8 +3,8 @@
 Spark NLP seeds the order in which NerDL shuffles its training sentences (`setRandomSeed`), but the graphs, both the
 ones bundled in its jar and ours from TFNerDLGraphBuilder, were frozen with seed = seed2 = 0 on every random op: the
 weight initialisers and the dropout masks then draw from a fresh random seed in every TensorFlow session, and two
-trainings with the same seed, data and embeddings start from different weights (docs/ner.md "Seeded is not
-reproducible"). `seed_graph` writes the seed into every random op of a frozen GraphDef; `seeded_graph_folder` does it
+trainings with the same seed, data and embeddings start from different weights (docs/ner.md "Seeded was not
+reproducible; now the start is"). `seed_graph` writes the seed into every random op of a frozen GraphDef; `seeded_graph_folder` does it
 for a folder of graphs (or the jar's own), and the training points NerDL at the copy.
 
 The GraphDef is edited at the protobuf wire level, without TensorFlow (not a dependency here): a GraphDef is
@@ -14,7 +14,6 @@ same key, so appending `seed` and `seed2` entries to a node overrides the zeros 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,11 +122,6 @@ def seed_graph(graph: bytes, seed: int) -> bytes:
                 raw = _bytes_field(1, node)
         out += raw
     return bytes(out)
-
-
-def graph_digest(graph: bytes) -> str:
-    """Short content hash of a graph (names the seeded copy's provenance in logs)."""
-    return hashlib.sha256(graph).hexdigest()[:12]
 
 
 def seeded_graph_folder(graphs: dict[str, bytes], seed: int, out_dir: str | Path) -> str:
