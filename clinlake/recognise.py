@@ -142,7 +142,7 @@ def _span(c, label) -> Any:
     return F.struct(label.alias("label"), c["begin"].alias("s"), (c["end"] + 1).alias("e"))
 
 
-def _label_spans(model: PipelineModel, columns: list[str]):
+def label_spans(model: PipelineModel, columns: list[str]):
     """Every label's annotations of one row as one array<struct<label,s,e>> (one explode for all labels)."""
     labels = matcher_labels(model)
     if labels:
@@ -273,7 +273,7 @@ def text_pieces(notes: DataFrame, keep: list[str], scale: Mapping[str, Any] | No
 
 def explode_piece_chunks(annotated: DataFrame, model: PipelineModel, keep: list[str]) -> DataFrame:
     """One row per labelled chunk of annotated pieces (longest match per label), offsets moved by `chunk_offset`."""
-    spans = _label_spans(model, annotated.columns)
+    spans = label_spans(model, annotated.columns)
     if TEXT_COL in annotated.columns:   # whole words (see _snap); a frame without the text keeps the model's spans
         # a column of its own: _longest reads the array once per element, and must not re-cut the text each time
         annotated = annotated.withColumn("__spans", _snap(spans, F.col(TEXT_COL)))

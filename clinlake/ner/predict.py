@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from clinlake import recognisers, tracking
+from clinlake import recognise, recognisers, tracking
 from clinlake.corpora.types import Corpus, Mention
 from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
 from clinlake.ner.tokens import CHUNK_COL, TEXT_COL
@@ -34,23 +34,23 @@ def predict_with(spark: Any, cfg: Any, notes_df: Any, name: str, alias: str) -> 
     ensemble, ref = recognisers.load_ensemble(cfg, name, alias, *votes[name])
     notes = notes.cache()   # every member reads the same notes
     try:
-        parts = [explode_chunks(m.transform(notes)).withColumn("member", F.lit(i))
+        parts = [explode_chunks(m.transform(notes), m).withColumn("member", F.lit(i))
                  for i, (m, _) in enumerate(ensemble.members)]
         kept = reduce(DataFrame.unionByName, parts).transform(recognisers.filter_votes, ensemble.min_votes).collect()
+        mentions: dict[str, list[Mention]] = {r["doc_id"]: [] for r in notes.select("doc_id").collect()}
     finally:
         notes.unpersist()
-    mentions: dict[str, list[Mention]] = {r["doc_id"]: [] for r in notes_df.select("doc_id").collect()}
     for r in sorted(kept, key=lambda r: (r["doc_id"], r["offset_start"], r["offset_end"], r["label"])):
         mentions[r["doc_id"]].append(Mention(r["label"], r["offset_start"], r["offset_end"], None, (), r["text"]))
     return Corpus(mentions=mentions, model_versions={name: ref.rsplit("@", 1)[-1]})
 
 
-def explode_chunks(annotated: DataFrame) -> DataFrame:
-    """One row per NerDL chunk: doc_id, label, [offset_start, offset_end), text."""
-    c = F.explode(CHUNK_COL).alias("c")
-    return annotated.select("doc_id", c).select(
-        "doc_id", F.col("c.metadata")["entity"].alias("label"), F.col("c.begin").alias("offset_start"),
-        (F.col("c.end") + 1).alias("offset_end"), F.col("c.result").alias("text"))
+def explode_chunks(annotated: DataFrame, model: Any) -> DataFrame:
+    """One row per chunk the model gave (recognise.label_spans): doc_id, label, [offset_start, offset_end), text."""
+    c = F.explode(recognise.label_spans(model, annotated.columns)).alias("c")
+    return annotated.select("doc_id", TEXT_COL, c).select(
+        "doc_id", F.col("c.label").alias("label"), F.col("c.s").alias("offset_start"), F.col("c.e").alias("offset_end"),
+        F.col(TEXT_COL).substr(F.col("c.s") + 1, F.col("c.e") - F.col("c.s")).alias("text"))
 
 
 def _named(model: str):
