@@ -50,17 +50,18 @@ def majority(n_members: int) -> int:
 
 def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
     """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry."""
-    out = {}
-    for e in cfg.extract.get("recognisers") or []:
-        if isinstance(e, str) or not e.get("vote"):
-            continue
-        members = [str(a) for a in (e["vote"].get("members") or [])]
-        min_votes = int(e["vote"].get("min_votes", majority(len(members) + 1)))   # the entry's alias votes too
-        if not members or not 1 <= min_votes <= len(members) + 1:
-            raise UserError(f"extract.recognisers: {e['name']}'s vote needs members (other aliases) and "
-                            f"1 <= min_votes <= members + 1, got {members} and {min_votes}")
-        out[str(e["name"])] = (members, min_votes)
-    return out
+    return {str(e["name"]): vote_of(e["vote"], f"extract.recognisers: {e['name']}'s vote")
+            for e in cfg.extract.get("recognisers") or [] if not isinstance(e, str) and e.get("vote")}
+
+
+def vote_of(vote: Any, where: str) -> tuple[list[str], int]:
+    """A `vote:` entry ({members: [aliases], min_votes}) -> (members, min_votes); `where` names it in errors."""
+    members = [str(a) for a in (vote.get("members") or [])]
+    min_votes = int(vote.get("min_votes", majority(len(members) + 1)))   # the served alias votes too
+    if not members or not 1 <= min_votes <= len(members) + 1:
+        raise UserError(f"{where} needs members (other aliases) and 1 <= min_votes <= members + 1, "
+                        f"got {members} and {min_votes}")
+    return members, min_votes
 
 
 @dataclass(frozen=True)

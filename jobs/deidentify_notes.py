@@ -13,7 +13,7 @@ from omegaconf import DictConfig  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from clinlake import catalog, delta, omop, quality, tracking  # noqa: E402
+from clinlake import catalog, delta, omop, quality, recognisers, tracking  # noqa: E402
 from clinlake.cli import Steps, base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 from clinlake.deid import job as deid  # noqa: E402
@@ -23,15 +23,23 @@ log = logging.getLogger("clinlake.deidentify_notes")
 
 
 def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
-    """The deid NER pipeline by alias when enabled and registered; rules alone otherwise (logged)."""
+    """The deid NER pipeline by alias when enabled and registered; rules alone otherwise (logged).
+
+    With `deid.vote` the alias and the vote's member aliases load as one recognisers.Ensemble; a missing member is
+    an error, not a quiet fall-back to fewer voters.
+    """
     if not cfg.deid.use_model:
         return None, None
+    name, alias = str(cfg.deid.model_name), str(cfg.deid.model_alias)
     try:
-        tracking.resolve_alias(cfg, str(cfg.deid.model_name), str(cfg.deid.model_alias))
+        tracking.resolve_alias(cfg, name, alias)
     except UserError:
-        log.warning("no %s@%s registered: de-identifying with rules only", cfg.deid.model_name, cfg.deid.model_alias)
+        log.warning("no %s@%s registered: de-identifying with rules only", name, alias)
         return None, None
-    return tracking.load_spark_model(cfg, str(cfg.deid.model_name), str(cfg.deid.model_alias))
+    vote = cfg.deid.get("vote")
+    if vote:
+        return recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"))
+    return tracking.load_spark_model(cfg, name, alias)
 
 
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:

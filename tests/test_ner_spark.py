@@ -146,6 +146,27 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert all(m.text == (tmp_path / "corpora" / "dev" / f"{doc}.txt").read_text(encoding="utf-8")[m.start:m.end]
                for doc, ms in voted.mentions.items() for m in ms)
 
+    # The deidentify stage serves the same vote from `deid.vote`: model_spans are the spans two versions give; an
+    # empty note gets none, a null text stays null (the UDF quarantines it); a member alias not registered is an error.
+    from clinlake.deid.job import with_model_spans
+    from clinlake.errors import UserError
+    from jobs.deidentify_notes import load_model
+
+    cfg.extract.recognisers = []
+    cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2}
+    ensemble, ref = load_model(cfg)
+    assert ref == "deid-ner-es@1+2+3"
+    frame = notes.select(F.col("doc_id").alias("note_id"), F.col("text").alias("note_text"),
+                         F.lit(1).alias("person_id"))
+    frame = frame.unionByName(spark.createDataFrame([("null", None, 1)], frame.schema))
+    spans = {r["note_id"]: r["model_spans"] for r in frame.transform(with_model_spans, ensemble).collect()}
+    assert spans["null"] is None and spans["empty"] == [] and len(spans) == len(docs) + 2
+    assert {(doc, s["label"], s["start"], s["end"]) for doc, ss in spans.items() for s in ss or []} == got
+    cfg.deid.vote = {"members": ["seed7", "no-such-alias"], "min_votes": 2}
+    with pytest.raises(UserError, match="no-such-alias"):
+        load_model(cfg)
+    cfg.deid.vote = None
+
     # One seed, one starting point: two untrained (0-epoch) versions of seed 13 score every token alike, because the
     # graph's initialisers carry the seed (clinlake/ner/seeding.py); unseeded, each TensorFlow session drew its own
     # first weights. Scores, not tags: a random start ties tags, and which of two tied tags wins is float noise.

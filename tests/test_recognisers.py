@@ -221,6 +221,9 @@ def test_vote_configuration(cfg):
     cfg.extract.recognisers = [{"name": "m", "vote": {"members": []}}]
     with pytest.raises(UserError, match="members"):
         recognisers.voting(cfg)
+    assert recognisers.vote_of({"members": ["s2", "s3", "s4"]}, "deid.vote") == (["s2", "s3", "s4"], 3)
+    with pytest.raises(UserError, match="deid.vote needs members"):
+        recognisers.vote_of({"members": ["s2"], "min_votes": 0}, "deid.vote")
 
 
 def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary):

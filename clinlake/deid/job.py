@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import secrets
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from clinlake.deid.phrases import fingerprint, load_phrases
 from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.residual import RESIDUAL_PATTERNS
 from clinlake.deid.surrogates import DeidSecret, load_secret
+from clinlake.recognisers import Ensemble
 
 log = logging.getLogger(__name__)
+
+SPAN_T = "array<struct<start:int,end:int,label:string,score:double>>"   # model_spans, as the deid UDF reads them
 
 
 def secret_for(cfg: DictConfig) -> DeidSecret:
@@ -61,9 +65,10 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
     Spark NLP document (sentence detection and the annotation arrays grow with the document); short notes,
     the common case, take the direct path with no extra shuffle.
     """
-    span_t = "array<struct<start:int,end:int,label:string,score:double>>"
     if model is None:
-        return notes.withColumn("model_spans", F.lit(None).cast(span_t))
+        return notes.withColumn("model_spans", F.lit(None).cast(SPAN_T))
+    if isinstance(model, Ensemble):
+        return with_voted_spans(notes, model, max_chunk_chars)
 
     def spans(offset: Any) -> Any:
         return F.transform(
@@ -73,7 +78,7 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
                 c["metadata"]["entity"].alias("label"),
                 F.coalesce(c["metadata"]["confidence"].cast("double"), F.lit(1.0)).alias("score"),
             ),
-        ).cast(span_t)
+        ).cast(SPAN_T)
 
     from clinlake import chunking
 
@@ -86,6 +91,29 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
                 .groupBy("note_id").agg(F.flatten(F.collect_list("s")).alias("model_spans")))
     long_out = long_notes.join(per_note, "note_id", "left").select(*notes.columns, "model_spans")
     return short.unionByName(long_out)
+
+
+def with_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int = 20_000) -> DataFrame:
+    """Add `model_spans` holding the spans (start, end, label) that at least `min_votes` members of the ensemble give.
+
+    Each member runs as in with_model_spans; a kept span's score is the mean of its voters' confidences. Notes are
+    matched back by note_id (unique in a notes frame); a note no span passed gets an empty array, a null text
+    keeps a null one.
+    """
+    ids = notes.select("note_id", "note_text")
+    parts = [ids.transform(with_model_spans, m, max_chunk_chars)
+             .select("note_id", F.explode("model_spans").alias("s"), F.lit(i).alias("member"))
+             for i, (m, _) in enumerate(ensemble.members)]
+    kept = (reduce(DataFrame.unionByName, parts)
+            .groupBy("note_id", "s.start", "s.end", "s.label")
+            .agg(F.countDistinct("member").alias("votes"), F.avg("s.score").alias("score"))
+            .filter(F.col("votes") >= ensemble.min_votes)
+            .groupBy("note_id")
+            .agg(F.array_sort(F.collect_list(F.struct("start", "end", "label", "score"))).alias("model_spans")))
+    empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
+    return (notes.join(kept, "note_id", "left")
+            .withColumn("model_spans", F.coalesce(F.col("model_spans").cast(SPAN_T), empty))
+            .select(*notes.columns, "model_spans"))
 
 
 def with_deid(notes: DataFrame, deid_udf: Any) -> DataFrame:
