@@ -153,14 +153,16 @@ def recognise_chunks(notes: DataFrame, model: PipelineModel | Ensemble, ref: str
         .withColumn("model_name", F.lit(model_name(ref)))
 
 
-def filter_votes(chunks: DataFrame, min_votes: int) -> DataFrame:
+def filter_votes(chunks: DataFrame, min_votes: int, mean: Iterable[str] = ()) -> DataFrame:
     """Chunks (with a `member` column) that at least `min_votes` distinct members gave, once each, `member` dropped.
 
-    A chunk is its every other column: the same label and span in the same note. A NerDL tagger's chunks of one
-    label never overlap each other, so with a strict majority of such members two kept chunks cannot overlap.
+    A chunk is its every other column (the same label and span in the same note) except those in `mean`, which are
+    averaged over the members that gave it (a confidence). A NerDL tagger's chunks of one label never overlap each
+    other, so with a strict majority of such members two kept chunks cannot overlap.
     """
-    keys = [c for c in chunks.columns if c != "member"]
-    return (chunks.groupBy(*keys).agg(F.countDistinct("member").alias("__votes"))
+    mean = list(mean)
+    keys = [c for c in chunks.columns if c != "member" and c not in mean]
+    return (chunks.groupBy(*keys).agg(F.countDistinct("member").alias("__votes"), *[F.avg(c).alias(c) for c in mean])
             .filter(F.col("__votes") >= min_votes).drop("__votes"))
 
 

@@ -209,6 +209,12 @@ def test_filter_votes_keeps_chunks_enough_members_gave(spark):
         [(1, "M", 0, 10), (1, "M", 0, 12), (3, None, 0, 3)],
         "note_id long, label string, offset_start int, offset_end int"))
     assert recognisers.filter_votes(chunks, 1).count() == 6
+    # a `mean` column is averaged over the voters instead of splitting the chunk
+    kept_t = "note_id long, label string, offset_start int, offset_end int, score double"
+    scored = spark.createDataFrame([(1, "M", 0, 10, 0.5, 0), (1, "M", 0, 10, 0.75, 1), (2, "M", 0, 4, 0.9, 0)],
+                                   kept_t + ", member int")
+    assertDataFrameEqual(recognisers.filter_votes(scored, 2, ["score"]),
+                         spark.createDataFrame([(1, "M", 0, 10, 0.625)], kept_t))
 
 
 def test_vote_configuration(cfg):

@@ -19,7 +19,7 @@ from clinlake.deid.phrases import fingerprint, load_phrases
 from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.residual import RESIDUAL_PATTERNS
 from clinlake.deid.surrogates import DeidSecret, load_secret
-from clinlake.recognisers import Ensemble
+from clinlake.recognisers import Ensemble, filter_votes
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,10 @@ def with_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int 
     ids = notes.select("note_id", "note_text")
     parts = [ids.transform(with_model_spans, m, max_chunk_chars)
              .select("note_id", F.explode("model_spans").alias("s"), F.lit(i).alias("member"))
+             .select("note_id", "s.start", "s.end", "s.label", "s.score", "member")
              for i, (m, _) in enumerate(ensemble.members)]
     kept = (reduce(DataFrame.unionByName, parts)
-            .groupBy("note_id", "s.start", "s.end", "s.label")
-            .agg(F.countDistinct("member").alias("votes"), F.avg("s.score").alias("score"))
-            .filter(F.col("votes") >= ensemble.min_votes)
+            .transform(filter_votes, ensemble.min_votes, ["score"])
             .groupBy("note_id")
             .agg(F.array_sort(F.collect_list(F.struct("start", "end", "label", "score"))).alias("model_spans")))
     empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
