@@ -64,20 +64,34 @@ def vote_of(vote: Any, where: str) -> tuple[list[str], int]:
     return members, min_votes
 
 
+COMBINE = ("spans", "tokens")
+
+
+def combine_of(vote: Any, where: str) -> str:
+    """A vote's `combine` ("spans", the default, or "tokens"); anything else is a UserError naming `where`."""
+    combine = str(vote.get("combine") or "spans")
+    if combine not in COMBINE:
+        raise UserError(f"{where}.combine must be one of {', '.join(COMBINE)}, got {combine!r}")
+    return combine
+
+
 @dataclass(frozen=True)
 class Ensemble:
     """Versions of one registered recogniser voting on chunks; `ref` names them all: '<name>@<v1>+<v2>+...'."""
 
     members: tuple[tuple[Any, str], ...]   # (PipelineModel, '<name>@<version>'), the served alias's first
     min_votes: int
+    combine: str = "spans"                 # "spans": exact span vote; "tokens": per-token distributions (deid)
 
     @property
     def ref(self) -> str:
-        """'ner-morphology-es@1+2+3'."""
-        return f"{model_name(self.members[0][1])}@" + "+".join(r.rsplit("@", 1)[1] for _, r in self.members)
+        """'ner-morphology-es@1+2+3' ('...@1+2+3#tokens' for the token vote: other spans, so another system)."""
+        ref = f"{model_name(self.members[0][1])}@" + "+".join(r.rsplit("@", 1)[1] for _, r in self.members)
+        return ref if self.combine == "spans" else f"{ref}#{self.combine}"
 
 
-def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int) -> tuple[Ensemble, str]:
+def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int,
+                  combine: str = "spans") -> tuple[Ensemble, str]:
     """`name@alias` and the member aliases, each distinct version loaded once -> (Ensemble, its ref).
 
     The same version under two aliases votes once: when fewer distinct versions than `min_votes` remain, no chunk
@@ -91,7 +105,7 @@ def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], mi
         raise UserError(f"{name}: the vote of {[alias, *members]} has {len(versions)} distinct versions "
                         f"({', '.join(versions)}), fewer than min_votes={min_votes}")
     # the versions resolved above, not the aliases again: a moving alias cannot change what the ref names
-    ens = Ensemble(tuple(tracking.load_model_version(name, a, mv) for a, mv in versions.values()), min_votes)
+    ens = Ensemble(tuple(tracking.load_model_version(name, a, mv) for a, mv in versions.values()), min_votes, combine)
     return ens, ens.ref
 
 

@@ -25,8 +25,9 @@ log = logging.getLogger("clinlake.deidentify_notes")
 def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
     """The deid NER pipeline by alias when enabled and registered; rules alone otherwise (logged).
 
-    With `deid.vote` the alias and the vote's member aliases load as one recognisers.Ensemble; a missing member is
-    an error, not a quiet fall-back to fewer voters.
+    With `deid.vote` the alias and the vote's member aliases load as one recognisers.Ensemble (`combine: spans`,
+    an exact span vote, or `tokens`, a vote per token); a missing member is an error, not a quiet fall-back to fewer
+    voters.
     """
     if not cfg.deid.use_model:
         return None, None
@@ -38,7 +39,8 @@ def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
         return None, None
     vote = cfg.deid.get("vote")
     if vote:
-        return recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"))
+        return recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"),
+                                         combine=recognisers.combine_of(vote, "deid.vote"))
     return tracking.load_spark_model(cfg, name, alias)
 
 

@@ -165,6 +165,40 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     cfg.deid.vote = {"members": ["seed7", "no-such-alias"], "min_votes": 2}
     with pytest.raises(UserError, match="no-such-alias"):
         load_model(cfg)
+
+    # The token vote (`combine: tokens`): model_spans are what udfs.tag_vote decodes from the three versions' own
+    # per-token scores, collected here from each pipeline; another system name, so notes re-run when it is switched
+    # on. A long note goes through in pieces: the doubled note cut at its paragraph gets the spans of each copy.
+    from clinlake.deid.job import ner_stage
+    from udfs.tag_vote import decode_tokens
+
+    cfg.deid.vote = {"members": ["seed7", "seed13"], "combine": "tokens"}
+    ensemble, ref = load_model(cfg)
+    assert ref == "deid-ner-es@1+2+3#tokens" and ensemble.combine == "tokens"
+    tok_spans = {r["note_id"]: r["model_spans"] for r in frame.transform(with_model_spans, ensemble).collect()}
+    assert tok_spans["null"] is None and tok_spans["empty"] == [] and len(tok_spans) == len(docs) + 2
+    tags = sorted(ner_stage(ensemble.members[0][0])._java_obj.getClasses())
+    per_member = []
+    for model, _ in ensemble.members:
+        rows = model.transform(frame.filter(F.col("note_text").isNotNull())).select("note_id", "ner").collect()
+        per_member.append({r["note_id"]: r["ner"] for r in rows})
+    expected = {}
+    for doc in per_member[0]:
+        anns = [m[doc] for m in per_member]
+        expected[doc] = decode_tokens([[a.begin for a in ann] for ann in anns], [a.end + 1 for a in anns[0]],
+                                      [[[float(a.metadata.get(t, 0.0)) for t in tags] for a in ann] for ann in anns],
+                                      tags)
+    as_keys = lambda ss: [(s["start"], s["end"], s["label"]) for s in ss]  # noqa: E731
+    assert {d: as_keys(ss) for d, ss in tok_spans.items() if d != "null"} == {d: as_keys(ss) for d, ss in expected.items()}
+    assert any(tok_spans.values()) and all(0 < s["score"] <= 1 for ss in expected.values() for s in ss)
+    first = (tmp_path / "corpora" / "dev" / "doc000.txt").read_text(encoding="utf-8").rstrip("\n") + "\n\n"
+    doubled = spark.createDataFrame([("long", first + first, 1)], frame.schema)
+    cut = doubled.transform(with_model_spans, ensemble, len(first)).first()["model_spans"]
+    half = [k for k in as_keys(tok_spans["doc000"]) if k[1] <= len(first)]
+    assert half and as_keys(cut) == half + [(s + len(first), e + len(first), label) for s, e, label in half]
+    cfg.deid.vote = {"members": ["seed7"], "combine": "words"}
+    with pytest.raises(UserError, match="combine must be one of spans, tokens"):
+        load_model(cfg)
     cfg.deid.vote = None
 
     # One seed, one starting point: two untrained (0-epoch) versions of seed 13 score every token alike, because the

@@ -19,6 +19,7 @@ from clinlake.deid.phrases import fingerprint, load_phrases
 from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.residual import RESIDUAL_PATTERNS
 from clinlake.deid.surrogates import DeidSecret, load_secret
+from clinlake.errors import UserError
 from clinlake.recognisers import Ensemble, filter_votes
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
     if model is None:
         return notes.withColumn("model_spans", F.lit(None).cast(SPAN_T))
     if isinstance(model, Ensemble):
+        if model.combine == "tokens":
+            return with_token_voted_spans(notes, model, max_chunk_chars)
         return with_voted_spans(notes, model, max_chunk_chars)
 
     def spans(offset: Any) -> Any:
@@ -80,17 +83,71 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
             ),
         ).cast(SPAN_T)
 
+    return _per_note(notes, model, max_chunk_chars, spans, "model_spans")
+
+
+def _per_note(notes: DataFrame, model: Any, max_chunk_chars: int, extract: Any, out: str) -> DataFrame:
+    """notes + column `out` = extract(offset) over the model's output: short notes directly, long ones in pieces.
+
+    `extract` maps the piece's offset in the note (a Column) to an array column of structs whose first field is a
+    start offset; a long note's pieces are shifted by their offset, concatenated and sorted by it.
+    """
     from clinlake import chunking
 
     is_long = F.length("note_text") > F.lit(int(max_chunk_chars))
     short = model.transform(notes.filter(~is_long | F.col("note_text").isNull())) \
-        .withColumn("model_spans", spans(F.lit(0))).select(*notes.columns, "model_spans")
+        .withColumn(out, extract(F.lit(0))).select(*notes.columns, out)
     long_notes = notes.filter(is_long)
     pieces = chunking.explode_text_chunks(long_notes.select("note_id", "note_text"), int(max_chunk_chars))
-    per_note = (model.transform(pieces).select("note_id", spans(F.col("chunk_offset")).alias("s"))
-                .groupBy("note_id").agg(F.flatten(F.collect_list("s")).alias("model_spans")))
-    long_out = long_notes.join(per_note, "note_id", "left").select(*notes.columns, "model_spans")
+    per_note = (model.transform(pieces).select("note_id", extract(F.col("chunk_offset")).alias("s"))
+                .groupBy("note_id").agg(F.array_sort(F.flatten(F.collect_list("s"))).alias(out)))
+    long_out = long_notes.join(per_note, "note_id", "left").select(*notes.columns, out)
     return short.unionByName(long_out)
+
+
+def ner_stage(model: Any) -> Any:
+    """The NerDLModel stage of a served NER pipeline (UserError when it has none: nothing to vote per token)."""
+    found = [s for s in getattr(model, "stages", []) if type(s).__name__ == "NerDLModel"]
+    if not found:
+        raise UserError("a token vote needs NerDL pipelines; a member has no NerDLModel stage")
+    return found[0]
+
+
+def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int = 20_000) -> DataFrame:
+    """Add `model_spans` decoded from the members' per-token tag distributions (udfs.tag_vote): every member runs
+    with all its tag scores, their geometric mean is decoded under BIO, and a place the versions disagree on still
+    gets the chunk the average makes most likely. Empty notes get an empty array, a null text keeps a null one.
+    """
+    from udfs.tag_vote import tag_vote_udf
+
+    ids = notes.select("note_id", "note_text")
+    tags: list[str] | None = None
+    parts = []
+    for i, (model, ref) in enumerate(ensemble.members):
+        ner = ner_stage(model).setIncludeAllConfidenceScores(True)
+        classes = sorted(str(c) for c in ner._java_obj.getClasses())
+        if tags is None:
+            tags = classes
+        elif classes != tags:
+            raise UserError(f"token vote: {ref} tags {len(classes)} classes, the first member {len(tags)}; "
+                            "the members must share one tag set")
+
+        def probs(offset: Any, col: str = ner.getOutputCol(), tags: list[str] = tags) -> Any:
+            return F.transform(F.col(col), lambda a: F.struct(
+                (a["begin"] + offset).alias("begin"), (a["end"] + 1 + offset).alias("end"),
+                F.array(*[F.coalesce(a["metadata"][t].cast("double"), F.lit(0.0)) for t in tags]).alias("p")))
+
+        parts.append(_per_note(ids, model, max_chunk_chars, probs, f"_t{i}").select("note_id", f"_t{i}"))
+    n = len(parts)
+    voted = reduce(lambda a, b: a.join(b, "note_id"), parts).select(
+        "note_id",
+        tag_vote_udf(tags)(F.array(*[F.col(f"_t{i}.begin") for i in range(n)]), F.col("_t0.end"),
+                           F.array(*[F.col(f"_t{i}.p") for i in range(n)])).alias("model_spans"))
+    empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
+    return (notes.join(voted, "note_id", "left")
+            .withColumn("model_spans", F.when(F.col("note_text").isNull(), F.lit(None).cast(SPAN_T))
+                        .otherwise(F.coalesce(F.col("model_spans").cast(SPAN_T), empty)))
+            .select(*notes.columns, "model_spans"))
 
 
 def with_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int = 20_000) -> DataFrame:

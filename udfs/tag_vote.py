@@ -1,0 +1,113 @@
+"""Executor-side token vote: several NER versions' per-token tag distributions -> one BIO decoding -> spans.
+
+Each member (a NerDL version run with `includeAllConfidenceScores`) gives, for every token, a probability per tag.
+The vote takes their geometric mean (the mean of the log-probabilities, floored at FLOOR because NerDL rounds its
+scores to four decimals) and decodes the whole note with Viterbi under the BIO constraint only: I-X may follow B-X
+or I-X, nothing else, and no chunk starts with I-X. No transition weights are learned here: on MEDDOCAN dev, adding
+weights estimated on train raised precision but lowered recall (docs/deid.md, "A vote per token"), and
+de-identification puts recall first.
+
+Unlike the exact span vote (recognisers.filter_votes), a place where the versions disagree on bounds or type still
+gets a chunk: the one the averaged distributions make most likely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd  # module level: pandas_udf resolves the string type hints in these globals
+
+FLOOR = 1e-4          # NerDL's scores are rounded to 4 decimals: 0.0 means "under 5e-5", not impossible
+BLOCKED = -1e9        # additive log-score of a transition the BIO scheme forbids
+SPANS_TYPE = "array<struct<start:int,end:int,label:string,score:double>>"
+
+
+def bio_masks(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(K x K transition mask, K start mask) with BLOCKED where I-X would follow O, another type or the start."""
+    k = len(tags)
+    trans, start = np.zeros((k, k)), np.zeros(k)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = BLOCKED
+            for i, prev in enumerate(tags):
+                if prev == "O" or prev[2:] != tag[2:]:
+                    trans[i, j] = BLOCKED
+    return trans, start
+
+
+def viterbi(log_probs: np.ndarray, trans: np.ndarray, start: np.ndarray) -> list[int]:
+    """Best tag index per token under the masks (log_probs: tokens x tags)."""
+    n = log_probs.shape[0]
+    if n == 0:
+        return []
+    score = log_probs[0] + start
+    back = np.zeros((n, log_probs.shape[1]), dtype=np.int64)
+    for i in range(1, n):
+        cand = score[:, None] + trans
+        back[i] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + log_probs[i]
+    path = [int(score.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    return path[::-1]
+
+
+def bio_chunks(begins: Sequence[int], ends: Sequence[int], path: Sequence[str],
+               scores: Sequence[float]) -> list[dict[str, Any]]:
+    """Tokens' (begin, end) and decoded tags -> chunks {start, end, label, score = mean token score}."""
+    out: list[dict[str, Any]] = []
+    run: list[float] = []
+    for b, e, tag, s in zip(begins, ends, path, scores):
+        if tag == "O":
+            run = []
+            continue
+        prefix, label = tag.split("-", 1)
+        if prefix == "B" or not out or not run or out[-1]["label"] != label:
+            out.append({"start": int(b), "end": int(e), "label": label, "score": 0.0})
+            run = []
+        out[-1]["end"] = int(e)
+        run.append(float(s))
+        out[-1]["score"] = float(np.mean(run))
+    return out
+
+
+def decode_tokens(begins: Sequence[Sequence[int]], ends: Sequence[int], probs: Sequence[Sequence[Sequence[float]]],
+                  tags: Sequence[str]) -> list[dict[str, Any]]:
+    """One note: each member's token begins and per-token tag probabilities (members x tokens x tags) -> voted spans.
+
+    The members must have tokenised the note the same way (the same text stages); otherwise there is nothing to
+    average token by token, and that is an error, not a silent fall-back to one member.
+    """
+    if len(begins) != len(probs) or len(probs) == 0:
+        raise ValueError(f"token vote: {len(begins)} token lists for {len(probs)} members")
+    first = list(begins[0])
+    for i, b in enumerate(begins[1:], start=2):
+        if list(b) != first:
+            raise ValueError(f"token vote: member {i} tokenised the note differently from member 1 "
+                             f"({len(b)} tokens against {len(first)}); the members must share their text stages")
+    if not first:
+        return []
+    arr = np.stack([np.asarray([np.asarray(t, dtype=np.float64) for t in p]) for p in probs])  # members x n x K
+    if arr.shape[1] != len(first) or arr.shape[2] != len(tags) or len(ends) != len(first):
+        raise ValueError(f"token vote: probabilities of shape {arr.shape} for {len(first)} tokens and {len(tags)} tags")
+    log_probs = np.log(np.maximum(arr, FLOOR)).mean(axis=0)
+    trans, start = bio_masks(tags)
+    path = viterbi(log_probs, trans, start)
+    token_scores = np.exp(log_probs[np.arange(len(path)), path])
+    return bio_chunks(first, ends, [tags[j] for j in path], token_scores)
+
+
+def tag_vote_udf(tags: Sequence[str]) -> Any:
+    """pandas_udf(begins array<array<int>>, ends array<int>, probs array<array<array<double>>>) -> SPANS_TYPE."""
+    from pyspark.sql.functions import pandas_udf
+
+    tag_list = [str(t) for t in tags]
+
+    @pandas_udf(SPANS_TYPE)
+    def _vote(begins: pd.Series, ends: pd.Series, probs: pd.Series) -> pd.Series:
+        return pd.Series([None if p is None else decode_tokens(b, e, p, tag_list)
+                          for b, e, p in zip(begins, ends, probs)])
+
+    return _vote
