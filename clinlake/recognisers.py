@@ -49,9 +49,21 @@ def majority(n_members: int) -> int:
 
 
 def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
-    """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry."""
-    return {str(e["name"]): vote_of(e["vote"], f"extract.recognisers: {e['name']}'s vote")
-            for e in cfg.extract.get("recognisers") or [] if not isinstance(e, str) and e.get("vote")}
+    """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry.
+
+    The NER recognisers vote on spans only: `combine: tokens` is served by deid.vote, so asking for it here is an
+    error rather than a span vote the configuration did not ask for.
+    """
+    out = {}
+    for e in cfg.extract.get("recognisers") or []:
+        if isinstance(e, str) or not e.get("vote"):
+            continue
+        where = f"extract.recognisers: {e['name']}'s vote"
+        if combine_of(e["vote"], where) != "spans":
+            raise UserError(f"{where}: combine: {e['vote'].get('combine')} is served for deid.vote only; "
+                            "the recognisers vote on spans")
+        out[str(e["name"])] = vote_of(e["vote"], where)
+    return out
 
 
 def vote_of(vote: Any, where: str) -> tuple[list[str], int]:

@@ -230,6 +230,13 @@ def test_vote_configuration(cfg):
     assert recognisers.vote_of({"members": ["s2", "s3", "s4"]}, "deid.vote") == (["s2", "s3", "s4"], 3)
     with pytest.raises(UserError, match="deid.vote needs members"):
         recognisers.vote_of({"members": ["s2"], "min_votes": 0}, "deid.vote")
+    assert recognisers.combine_of({"members": ["s2"]}, "deid.vote") == "spans"
+    assert recognisers.combine_of({"members": ["s2"], "combine": "tokens"}, "deid.vote") == "tokens"
+    with pytest.raises(UserError, match="deid.vote.combine must be one of spans, tokens, got 'chars'"):
+        recognisers.combine_of({"members": ["s2"], "combine": "chars"}, "deid.vote")
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "combine": "tokens"}}]
+    with pytest.raises(UserError, match="served for deid.vote only"):
+        recognisers.voting(cfg)
 
 
 def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary):
