@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from udfs.tag_vote import FLOOR, bio_chunks, bio_masks, decode_tokens, viterbi
+from udfs.tag_vote import FLOOR, bio_chunks, bio_masks, decode_mean_log_probs, decode_tokens, viterbi
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
@@ -60,3 +60,15 @@ def test_members_must_share_their_tokens():
         decode_tokens([[0], [0]], [3], [probs], TAGS)
     with pytest.raises(ValueError, match="shape"):
         decode_tokens([[0]], [3], [[[1.0, 0.0]]], TAGS)
+
+
+def test_the_served_decoder_takes_the_mean_log_probabilities():
+    probs = [[[0.5, 0.4, 0.1, 0.0, 0.0], [0.1, 0.05, 0.85, 0.0, 0.0]],
+             [[0.7, 0.3, 0.0, 0.0, 0.0], [0.2, 0.0, 0.8, 0.0, 0.0]]]
+    mean = np.log(np.maximum(np.array(probs), FLOOR)).mean(axis=0)
+    got = decode_mean_log_probs([0, 4], [3, 8], list(mean), TAGS)
+    assert got == decode_tokens([[0, 4]] * 2, [3, 8], probs, TAGS)
+    assert [(c["start"], c["end"], c["label"]) for c in got] == [(0, 8, "A")]
+    assert decode_mean_log_probs([], [], [], TAGS) == []
+    with pytest.raises(ValueError, match="1 ends"):
+        decode_mean_log_probs([0, 4], [3], list(mean), TAGS)

@@ -90,24 +90,37 @@ def decode_tokens(begins: Sequence[Sequence[int]], ends: Sequence[int], probs: S
     if not first:
         return []
     arr = np.stack([np.asarray([np.asarray(t, dtype=np.float64) for t in p]) for p in probs])  # members x n x K
-    if arr.shape[1] != len(first) or arr.shape[2] != len(tags) or len(ends) != len(first):
+    if arr.shape[1] != len(first) or arr.shape[2] != len(tags):
         raise ValueError(f"token vote: probabilities of shape {arr.shape} for {len(first)} tokens and {len(tags)} tags")
-    log_probs = np.log(np.maximum(arr, FLOOR)).mean(axis=0)
+    return decode_mean_log_probs(first, ends, np.log(np.maximum(arr, FLOOR)).mean(axis=0), tags)
+
+
+def decode_mean_log_probs(begins: Sequence[int], ends: Sequence[int], log_probs: Any,
+                          tags: Sequence[str]) -> list[dict[str, Any]]:
+    """One note's tokens and the members' mean log-probabilities (tokens x tags) -> spans (BIO Viterbi)."""
+    lp = np.asarray([np.asarray(t, dtype=np.float64) for t in log_probs]) if len(log_probs) else np.zeros((0, len(tags)))
+    if lp.shape != (len(begins), len(tags)) or len(ends) != len(begins):
+        raise ValueError(f"token vote: log-probabilities of shape {lp.shape} for {len(begins)} tokens "
+                         f"({len(ends)} ends) and {len(tags)} tags")
     trans, start = bio_masks(tags)
-    path = viterbi(log_probs, trans, start)
-    token_scores = np.exp(log_probs[np.arange(len(path)), path])
-    return bio_chunks(first, ends, [tags[j] for j in path], token_scores)
+    path = viterbi(lp, trans, start)
+    token_scores = np.exp(lp[np.arange(len(path)), path])
+    return bio_chunks(begins, ends, [tags[j] for j in path], token_scores)
 
 
 def tag_vote_udf(tags: Sequence[str]) -> Any:
-    """pandas_udf(begins array<array<int>>, ends array<int>, probs array<array<array<double>>>) -> SPANS_TYPE."""
+    """pandas_udf(begins array<int>, ends array<int>, mean log-probs array<array<double>>) -> SPANS_TYPE.
+
+    The members' log-probabilities are floored, summed and checked for aligned tokens in Spark (with_token_voted_spans):
+    only their mean crosses to Python, one number per token and tag whatever the number of members.
+    """
     from pyspark.sql.functions import pandas_udf
 
     tag_list = [str(t) for t in tags]
 
     @pandas_udf(SPANS_TYPE)
-    def _vote(begins: pd.Series, ends: pd.Series, probs: pd.Series) -> pd.Series:
-        return pd.Series([None if p is None else decode_tokens(b, e, p, tag_list)
-                          for b, e, p in zip(begins, ends, probs)])
+    def _vote(begins: pd.Series, ends: pd.Series, log_probs: pd.Series) -> pd.Series:
+        return pd.Series([None if lp is None else decode_mean_log_probs(b, e, lp, tag_list)
+                          for b, e, lp in zip(begins, ends, log_probs)])
 
     return _vote

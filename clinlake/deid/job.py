@@ -118,7 +118,7 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
     with all its tag scores, their geometric mean is decoded under BIO, and a place the versions disagree on still
     gets the chunk the average makes most likely. Empty notes get an empty array, a null text keeps a null one.
     """
-    from udfs.tag_vote import tag_vote_udf
+    from udfs.tag_vote import FLOOR, tag_vote_udf
 
     ids = notes.select("note_id", "note_text")
     tags: list[str] | None = None
@@ -132,17 +132,31 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
             raise UserError(f"token vote: {ref} tags {len(classes)} classes, the first member {len(tags)}; "
                             "the members must share one tag set")
 
-        def probs(offset: Any, col: str = ner.getOutputCol(), tags: list[str] = tags) -> Any:
+        def log_probs(offset: Any, col: str = ner.getOutputCol(), tags: list[str] = tags) -> Any:
+            floor = lambda p: F.log(F.greatest(F.coalesce(p.cast("double"), F.lit(0.0)), F.lit(FLOOR)))  # noqa: E731
             return F.transform(F.col(col), lambda a: F.struct(
                 (a["begin"] + offset).alias("begin"), (a["end"] + 1 + offset).alias("end"),
-                F.array(*[F.coalesce(a["metadata"][t].cast("double"), F.lit(0.0)) for t in tags]).alias("p")))
+                F.array(*[floor(a["metadata"][t]) for t in tags]).alias("lp")))
 
-        parts.append(_per_note(ids, model, max_chunk_chars, probs, f"_t{i}").select("note_id", f"_t{i}"))
+        parts.append(_per_note(ids, model, max_chunk_chars, log_probs, f"_t{i}").select("note_id", f"_t{i}"))
     n = len(parts)
+    # The mean is taken here, so only one tokens x tags array per note crosses to Python whatever the number of
+    # members; tokens that do not line up stop the job (nothing to average token by token).
+    mean = F.col("_t0.lp")
+    for i in range(1, n):
+        mean = F.zip_with(mean, F.col(f"_t{i}.lp"), lambda x, y: F.zip_with(x, y, lambda a, b: a + b))
+    mean = F.transform(mean, lambda row: F.transform(row, lambda v: v / F.lit(float(n))))
+    aligned = reduce(lambda a, b: a & b, [F.col(f"_t{i}.begin") == F.col("_t0.begin") for i in range(1, n)],
+                     F.lit(True))
     voted = reduce(lambda a, b: a.join(b, "note_id"), parts).select(
         "note_id",
-        tag_vote_udf(tags)(F.array(*[F.col(f"_t{i}.begin") for i in range(n)]), F.col("_t0.end"),
-                           F.array(*[F.col(f"_t{i}.p") for i in range(n)])).alias("model_spans"))
+        F.when(F.col("_t0").isNull(), F.lit(None).cast(SPAN_T))
+        .when(~F.coalesce(aligned, F.lit(False)),
+              F.raise_error(F.concat(F.lit("token vote: the members tokenised note "), F.col("note_id").cast("string"),
+                                     F.lit(" differently; they must share their text stages"))).cast(SPAN_T))
+        # the UDF runs on every row whatever the branch: misaligned rows hand it a null, and the error above fires
+        .otherwise(tag_vote_udf(tags)(F.col("_t0.begin"), F.col("_t0.end"), F.when(aligned, mean)))
+        .alias("model_spans"))
     empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
     return (notes.join(voted, "note_id", "left")
             .withColumn("model_spans", F.when(F.col("note_text").isNull(), F.lit(None).cast(SPAN_T))
