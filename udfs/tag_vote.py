@@ -9,6 +9,9 @@ de-identification puts recall first.
 
 Unlike the exact span vote (recognisers.filter_votes), a place where the versions disagree on bounds or type still
 gets a chunk: the one the averaged distributions make most likely.
+
+The Viterbi is a dozen lines of NumPy written here: the CRF packages that ship one (sklearn-crfsuite, pytorch-crf)
+decode with their own trained model, and these scores are not a CRF's.
 """
 
 from __future__ import annotations
