@@ -76,7 +76,7 @@ def vote_of(vote: Any, where: str) -> tuple[list[str], int]:
     return members, min_votes
 
 
-COMBINE = ("spans", "tokens")
+COMBINE = ("spans", "tokens", "spans+tokens")
 
 
 def combine_of(vote: Any, where: str) -> str:
@@ -93,7 +93,8 @@ class Ensemble:
 
     members: tuple[tuple[Any, str], ...]   # (PipelineModel, '<name>@<version>'), the served alias's first
     min_votes: int
-    combine: str = "spans"                 # "spans": exact span vote; "tokens": per-token distributions (deid)
+    combine: str = "spans"                 # "spans": exact span vote; "tokens": per-token distributions (deid);
+    #                                        "spans+tokens": the exact vote, then the token vote where it left nothing
 
     @property
     def ref(self) -> str:

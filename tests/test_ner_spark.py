@@ -196,6 +196,23 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     cut = doubled.transform(with_model_spans, ensemble, len(first)).first()["model_spans"]
     half = [k for k in as_keys(tok_spans["doc000"]) if k[1] <= len(first)]
     assert half and as_keys(cut) == half + [(s + len(first), e + len(first), label) for s, e, label in half]
+    # `combine: spans+tokens`: the chunks two versions give exactly (read off each version's own tags), then the token
+    # vote where none of them lies.
+    from udfs.tag_vote import member_chunks, vote_then_fill
+
+    cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2, "combine": "spans+tokens"}
+    ensemble, ref = load_model(cfg)
+    assert ref == "deid-ner-es@1+2+3#spans+tokens"
+    both = {r["note_id"]: r["model_spans"] for r in frame.transform(with_model_spans, ensemble).collect()}
+    assert both["null"] is None and both["empty"] == []
+    for doc, token_spans in expected.items():
+        anns = [m[doc] for m in per_member]
+        begins, ends = [a.begin for a in anns[0]], [a.end + 1 for a in anns[0]]
+        want = vote_then_fill(token_spans, member_chunks(begins, ends, [[a.result for a in ann] for ann in anns]), 2)
+        assert as_keys(both[doc]) == as_keys(want), doc
+        assert [s["score"] for s in both[doc]] == pytest.approx([s["score"] for s in want], abs=1e-9), doc
+    # where the versions agree the spans come from the exact vote (its score is the share of versions that gave it)
+    assert any(s["score"] in (2 / 3, 1.0) for ss in both.values() for s in ss or [])
     cfg.deid.vote = {"members": ["seed7"], "combine": "words"}
     with pytest.raises(UserError, match="combine must be one of spans, tokens"):
         load_model(cfg)

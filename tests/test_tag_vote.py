@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from udfs.tag_vote import FLOOR, bio_chunks, bio_masks, decode_mean_log_probs, decode_tokens, viterbi
+from udfs.tag_vote import (FLOOR, bio_chunks, bio_masks, decode_mean_log_probs, decode_tokens, member_chunks,
+                             vote_then_fill, viterbi)
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
@@ -72,3 +73,22 @@ def test_the_served_decoder_takes_the_mean_log_probabilities():
     assert decode_mean_log_probs([], [], [], TAGS) == []
     with pytest.raises(ValueError, match="1 ends"):
         decode_mean_log_probs([0, 4], [3], list(mean), TAGS)
+
+
+def test_exact_votes_first_then_the_token_vote_where_they_left_nothing():
+    token = [{"start": 0, "end": 11, "label": "A", "score": 0.9}, {"start": 20, "end": 25, "label": "B", "score": 0.6},
+             {"start": 30, "end": 35, "label": "A", "score": 0.5}]
+    members = [[{"start": 0, "end": 5, "label": "A"}, {"start": 30, "end": 35, "label": "B"}],
+               [{"start": 0, "end": 5, "label": "A"}, {"start": 30, "end": 35, "label": "B"}],
+               [{"start": 0, "end": 11, "label": "A"}, {"start": 0, "end": 11, "label": "A"}]]
+    # (0, 5, A) and (30, 35, B) have two votes and replace the token spans they overlap; (20, 25) had no voted span.
+    assert vote_then_fill(token, members, 2) == [
+        {"start": 0, "end": 5, "label": "A", "score": pytest.approx(2 / 3)},
+        {"start": 20, "end": 25, "label": "B", "score": 0.6},
+        {"start": 30, "end": 35, "label": "B", "score": pytest.approx(2 / 3)}]
+    # a member repeating a chunk votes once: three votes are out of reach for (0, 11, A)
+    assert vote_then_fill(token, members, 3) == token
+    assert member_chunks([0, 6, 12], [5, 11, 13], [["B-A", "I-A", "O"], ["B-A", "B-A", "B-B"]]) == [
+        [{"start": 0, "end": 11, "label": "A", "score": 1.0}],
+        [{"start": 0, "end": 5, "label": "A", "score": 1.0}, {"start": 6, "end": 11, "label": "A", "score": 1.0},
+         {"start": 12, "end": 13, "label": "B", "score": 1.0}]]

@@ -111,8 +111,34 @@ def decode_mean_log_probs(begins: Sequence[int], ends: Sequence[int], log_probs:
     return bio_chunks(begins, ends, [tags[j] for j in path], token_scores)
 
 
-def tag_vote_udf(tags: Sequence[str]) -> Any:
-    """pandas_udf(begins array<int>, ends array<int>, mean log-probs array<array<double>>) -> SPANS_TYPE.
+def vote_then_fill(token_spans: Sequence[dict[str, Any]], member_chunks: Sequence[Sequence[dict[str, Any]]],
+                   min_votes: int) -> list[dict[str, Any]]:
+    """`combine: spans+tokens`: the chunks at least min_votes members give with the same start, end and label (score
+    = the share of members that gave it), then the token vote's spans that overlap none of them, sorted by start.
+
+    The exact vote is the precise part; the token vote fills the places where the members disagree on bounds or type,
+    which the exact vote alone would leave without any model span.
+    """
+    counts: dict[tuple[int, int, str], int] = {}
+    for chunks in member_chunks:
+        for key in {(int(c["start"]), int(c["end"]), str(c["label"])) for c in chunks}:
+            counts[key] = counts.get(key, 0) + 1
+    n = max(len(member_chunks), 1)
+    voted = [{"start": s, "end": e, "label": lab, "score": k / n}
+             for (s, e, lab), k in counts.items() if k >= min_votes]
+    fill = [t for t in token_spans if not any(t["start"] < v["end"] and v["start"] < t["end"] for v in voted)]
+    return sorted(voted + fill, key=lambda c: (c["start"], c["end"], c["label"]))
+
+
+def member_chunks(begins: Sequence[int], ends: Sequence[int], member_tags: Sequence[Sequence[str]]) -> list[list[dict]]:
+    """Each member's own chunks from its own BIO tags (the NerConverter's reading: a B or a change of type opens one)."""
+    return [bio_chunks(begins, ends, [str(t) for t in tags], [1.0] * len(tags)) for tags in member_tags]
+
+
+def tag_vote_udf(tags: Sequence[str], min_votes: int = 0) -> Any:
+    """pandas_udf(begins array<int>, ends array<int>, mean log-probs array<array<double>>, members' own tags
+    array<array<string>>) -> SPANS_TYPE; with min_votes > 0 the exact vote of the members' own chunks comes first
+    (vote_then_fill), else the token vote alone (the tags are then ignored).
 
     The members' log-probabilities are floored, summed and checked for aligned tokens in Spark (with_token_voted_spans):
     only their mean crosses to Python, one number per token and tag whatever the number of members.
@@ -121,9 +147,13 @@ def tag_vote_udf(tags: Sequence[str]) -> Any:
 
     tag_list = [str(t) for t in tags]
 
+    def one(b: Any, e: Any, lp: Any, own: Any) -> list[dict[str, Any]]:
+        spans = decode_mean_log_probs(b, e, lp, tag_list)
+        return vote_then_fill(spans, member_chunks(b, e, own), min_votes) if min_votes > 0 else spans
+
     @pandas_udf(SPANS_TYPE)
-    def _vote(begins: pd.Series, ends: pd.Series, log_probs: pd.Series) -> pd.Series:
-        return pd.Series([None if lp is None else decode_mean_log_probs(b, e, lp, tag_list)
-                          for b, e, lp in zip(begins, ends, log_probs)])
+    def _vote(begins: pd.Series, ends: pd.Series, log_probs: pd.Series, own_tags: pd.Series) -> pd.Series:
+        return pd.Series([None if lp is None else one(b, e, lp, own)
+                          for b, e, lp, own in zip(begins, ends, log_probs, own_tags)])
 
     return _vote

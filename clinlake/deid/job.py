@@ -69,7 +69,7 @@ def with_model_spans(notes: DataFrame, model: Any | None, max_chunk_chars: int =
     if model is None:
         return notes.withColumn("model_spans", F.lit(None).cast(SPAN_T))
     if isinstance(model, Ensemble):
-        if model.combine == "tokens":
+        if model.combine in ("tokens", "spans+tokens"):
             return with_token_voted_spans(notes, model, max_chunk_chars)
         return with_voted_spans(notes, model, max_chunk_chars)
 
@@ -116,7 +116,9 @@ def ner_stage(model: Any) -> Any:
 def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int = 20_000) -> DataFrame:
     """Add `model_spans` decoded from the members' per-token tag distributions (udfs.tag_vote): every member runs
     with all its tag scores, their geometric mean is decoded under BIO, and a place the versions disagree on still
-    gets the chunk the average makes most likely. Empty notes get an empty array, a null text keeps a null one.
+    gets the chunk the average makes most likely. With `combine: spans+tokens` the chunks min_votes members give
+    exactly come first and the token vote fills the rest (one NerDL pass per member gives both). Empty notes get an
+    empty array, a null text keeps a null one.
     """
     from udfs.tag_vote import FLOOR, tag_vote_udf
 
@@ -136,7 +138,7 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
             floor = lambda p: F.log(F.greatest(F.coalesce(p.cast("double"), F.lit(0.0)), F.lit(FLOOR)))  # noqa: E731
             return F.transform(F.col(col), lambda a: F.struct(
                 (a["begin"] + offset).alias("begin"), (a["end"] + 1 + offset).alias("end"),
-                F.array(*[floor(a["metadata"][t]) for t in tags]).alias("lp")))
+                F.array(*[floor(a["metadata"][t]) for t in tags]).alias("lp"), a["result"].alias("tag")))
 
         parts.append(_per_note(ids, model, max_chunk_chars, log_probs, f"_t{i}").select("note_id", f"_t{i}"))
     n = len(parts)
@@ -155,7 +157,9 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
               F.raise_error(F.concat(F.lit("token vote: the members tokenised note "), F.col("note_id").cast("string"),
                                      F.lit(" differently; they must share their text stages"))).cast(SPAN_T))
         # the UDF runs on every row whatever the branch: misaligned rows hand it a null, and the error above fires
-        .otherwise(tag_vote_udf(tags)(F.col("_t0.begin"), F.col("_t0.end"), F.when(aligned, mean)))
+        .otherwise(tag_vote_udf(tags, ensemble.min_votes if ensemble.combine == "spans+tokens" else 0)(
+            F.col("_t0.begin"), F.col("_t0.end"), F.when(aligned, mean),
+            F.array(*[F.col(f"_t{i}.tag") for i in range(n)])))
         .alias("model_spans"))
     empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
     return (notes.join(voted, "note_id", "left")
