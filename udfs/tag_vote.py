@@ -111,7 +111,7 @@ def decode_mean_log_probs(begins: Sequence[int], ends: Sequence[int], log_probs:
     return bio_chunks(begins, ends, [tags[j] for j in path], token_scores)
 
 
-def vote_then_fill(token_spans: Sequence[dict[str, Any]], member_chunks: Sequence[Sequence[dict[str, Any]]],
+def vote_then_fill(token_spans: Sequence[dict[str, Any]], chunks_per_member: Sequence[Sequence[dict[str, Any]]],
                    min_votes: int) -> list[dict[str, Any]]:
     """`combine: spans+tokens`: the chunks at least min_votes members give with the same start, end and label (score
     = the share of members that gave it), then the token vote's spans that overlap none of them, sorted by start.
@@ -120,10 +120,10 @@ def vote_then_fill(token_spans: Sequence[dict[str, Any]], member_chunks: Sequenc
     which the exact vote alone would leave without any model span.
     """
     counts: dict[tuple[int, int, str], int] = {}
-    for chunks in member_chunks:
+    for chunks in chunks_per_member:
         for key in {(int(c["start"]), int(c["end"]), str(c["label"])) for c in chunks}:
             counts[key] = counts.get(key, 0) + 1
-    n = max(len(member_chunks), 1)
+    n = max(len(chunks_per_member), 1)
     voted = [{"start": s, "end": e, "label": lab, "score": k / n}
              for (s, e, lab), k in counts.items() if k >= min_votes]
     fill = [t for t in token_spans if not any(t["start"] < v["end"] and v["start"] < t["end"] for v in voted)]
