@@ -98,14 +98,15 @@ def decode_tokens(begins: Sequence[Sequence[int]], ends: Sequence[int], probs: S
     return decode_mean_log_probs(first, ends, np.log(np.maximum(arr, FLOOR)).mean(axis=0), tags)
 
 
-def decode_mean_log_probs(begins: Sequence[int], ends: Sequence[int], log_probs: Any,
-                          tags: Sequence[str]) -> list[dict[str, Any]]:
-    """One note's tokens and the members' mean log-probabilities (tokens x tags) -> spans (BIO Viterbi)."""
+def decode_mean_log_probs(begins: Sequence[int], ends: Sequence[int], log_probs: Any, tags: Sequence[str],
+                          masks: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """One note's tokens and the members' mean log-probabilities (tokens x tags) -> spans (BIO Viterbi); `masks`
+    are bio_masks(tags), passed in by a caller that decodes many notes with one tag set."""
     lp = np.asarray([np.asarray(t, dtype=np.float64) for t in log_probs]) if len(log_probs) else np.zeros((0, len(tags)))
     if lp.shape != (len(begins), len(tags)) or len(ends) != len(begins):
         raise ValueError(f"token vote: log-probabilities of shape {lp.shape} for {len(begins)} tokens "
                          f"({len(ends)} ends) and {len(tags)} tags")
-    trans, start = bio_masks(tags)
+    trans, start = masks if masks is not None else bio_masks(tags)
     path = viterbi(lp, trans, start)
     token_scores = np.exp(lp[np.arange(len(path)), path])
     return bio_chunks(begins, ends, [tags[j] for j in path], token_scores)
@@ -146,9 +147,10 @@ def tag_vote_udf(tags: Sequence[str], min_votes: int = 0) -> Any:
     from pyspark.sql.functions import pandas_udf
 
     tag_list = [str(t) for t in tags]
+    masks = bio_masks(tag_list)
 
     def one(b: Any, e: Any, lp: Any, own: Any) -> list[dict[str, Any]]:
-        spans = decode_mean_log_probs(b, e, lp, tag_list)
+        spans = decode_mean_log_probs(b, e, lp, tag_list, masks)
         return vote_then_fill(spans, member_chunks(b, e, own), min_votes) if min_votes > 0 else spans
 
     @pandas_udf(SPANS_TYPE)

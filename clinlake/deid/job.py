@@ -150,6 +150,10 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
     mean = F.transform(mean, lambda row: F.transform(row, lambda v: v / F.lit(float(n))))
     aligned = reduce(lambda a, b: a & b, [F.col(f"_t{i}.begin") == F.col("_t0.begin") for i in range(1, n)],
                      F.lit(True))
+    # the members' own tags (their exact vote's chunks) cross to Python only for combine: spans+tokens
+    exact = ensemble.combine == "spans+tokens"
+    own_tags = (F.array(*[F.col(f"_t{i}.tag") for i in range(n)]) if exact
+                else F.lit(None).cast("array<array<string>>"))
     voted = reduce(lambda a, b: a.join(b, "note_id"), parts).select(
         "note_id",
         F.when(F.col("_t0").isNull(), F.lit(None).cast(SPAN_T))
@@ -157,15 +161,10 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
               F.raise_error(F.concat(F.lit("token vote: the members tokenised note "), F.col("note_id").cast("string"),
                                      F.lit(" differently; they must share their text stages"))).cast(SPAN_T))
         # the UDF runs on every row whatever the branch: misaligned rows hand it a null, and the error above fires
-        .otherwise(tag_vote_udf(tags, ensemble.min_votes if ensemble.combine == "spans+tokens" else 0)(
-            F.col("_t0.begin"), F.col("_t0.end"), F.when(aligned, mean),
-            F.array(*[F.col(f"_t{i}.tag") for i in range(n)])))
+        .otherwise(tag_vote_udf(tags, ensemble.min_votes if exact else 0)(
+            F.col("_t0.begin"), F.col("_t0.end"), F.when(aligned, mean), own_tags))
         .alias("model_spans"))
-    empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
-    return (notes.join(voted, "note_id", "left")
-            .withColumn("model_spans", F.when(F.col("note_text").isNull(), F.lit(None).cast(SPAN_T))
-                        .otherwise(F.coalesce(F.col("model_spans").cast(SPAN_T), empty)))
-            .select(*notes.columns, "model_spans"))
+    return _attach_spans(notes, voted)
 
 
 def with_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int = 20_000) -> DataFrame:
@@ -184,9 +183,15 @@ def with_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars: int 
             .transform(filter_votes, ensemble.min_votes, ["score"])
             .groupBy("note_id")
             .agg(F.array_sort(F.collect_list(F.struct("start", "end", "label", "score"))).alias("model_spans")))
-    empty = F.when(F.col("note_text").isNotNull(), F.array().cast(SPAN_T))
-    return (notes.join(kept, "note_id", "left")
-            .withColumn("model_spans", F.coalesce(F.col("model_spans").cast(SPAN_T), empty))
+    return _attach_spans(notes, kept)
+
+
+def _attach_spans(notes: DataFrame, per_note: DataFrame) -> DataFrame:
+    """notes + `model_spans` from a vote's (note_id, model_spans) rows, matched by note_id (unique in a notes frame):
+    a note the vote gave nothing gets an empty array, a null text a null one (the deid UDF quarantines it)."""
+    return (notes.join(per_note, "note_id", "left")
+            .withColumn("model_spans", F.when(F.col("note_text").isNull(), F.lit(None).cast(SPAN_T))
+                        .otherwise(F.coalesce(F.col("model_spans").cast(SPAN_T), F.array().cast(SPAN_T))))
             .select(*notes.columns, "model_spans"))
 
 
