@@ -5,7 +5,7 @@ ENV ?= local
 SIZES ?= 10000 100000
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-cluster test-all eval bench clean-lake clean
+.PHONY: setup demo test test-fast test-cluster test-all eval bench bench-nerdl clean-lake clean
 
 setup:
 	@bash scripts/setup.sh
@@ -48,6 +48,11 @@ eval: setup
 
 bench: setup
 	@$(PY) scripts/bench.py --sizes $(SIZES) --out bench
+
+# NerDL serving throughput of registered models, e.g.
+# make bench-nerdl NERDL_ARGS="--env full --lake L --set mlflow.dir=M --models deid-ner-es@champion --data DIR"
+bench-nerdl: setup
+	@$(PY) scripts/bench_nerdl.py $(NERDL_ARGS) --out bench
 
 clean-lake:
 	rm -rf lake mlruns

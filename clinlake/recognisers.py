@@ -118,7 +118,8 @@ def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], mi
         raise UserError(f"{name}: the vote of {[alias, *members]} has {len(versions)} distinct versions "
                         f"({', '.join(versions)}), fewer than min_votes={min_votes}")
     # the versions resolved above, not the aliases again: a moving alias cannot change what the ref names
-    ens = Ensemble(tuple(tracking.load_model_version(name, a, mv) for a, mv in versions.values()), min_votes, combine)
+    members = (tracking.load_model_version(name, a, mv) for a, mv in versions.values())
+    ens = Ensemble(tuple((tracking.for_serving(m, cfg), ref) for m, ref in members), min_votes, combine)
     return ens, ens.ref
 
 

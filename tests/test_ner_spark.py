@@ -117,6 +117,36 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert {"document", "sentence", "token", "embeddings", "ner", CHUNK_COL} <= set(pred.columns)
     row = pred.select("ner", CHUNK_COL).first()
     assert row["ner"] and {a.result.split("-", 1)[-1] for a in row["ner"]} <= set(MEDDOCAN_TYPES) | {"O"}
+    # Served with scale.ner_batch_size sentences per TensorFlow batch (tracking.for_serving), not the training batch
+    # of 8; the batch changes the padding, not the tags.
+    ner = next(s for s in model.stages if type(s).__name__ == "NerDLModel")
+    assert ner.getBatchSize() == cfg.scale.ner_batch_size == 4
+    dev_notes = spark.createDataFrame([(p.stem, p.read_text(encoding="utf-8"))
+                                       for p in sorted((tmp_path / "corpora" / "dev").glob("*.txt"))],
+                                      "doc_id string, note_text string")
+    tags_at = {}
+    for size in (4, 8):
+        ner.setBatchSize(size)
+        tags_at[size] = {r["doc_id"]: [a.result for a in r["ner"]] for r in model.transform(dev_notes).collect()}
+    assert tags_at[4] == tags_at[8] and len(tags_at[4]) == 6
+    ner.setBatchSize(cfg.scale.ner_batch_size)
+    # scripts/bench_nerdl.py on this version: every size timed on the 6 notes, chunks compared, a JSON and a plot
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_nerdl.py"
+    spec = importlib.util.spec_from_file_location("bench_nerdl", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--env", "test", "--lake", str(tmp_path / "lake"), "--set", f"mlflow.dir={tmp_path / 'mlruns'}",
+                "--models", "deid-ner-es@champion", "--data", str(tmp_path / "corpora" / "dev"),
+                "--batch-sizes", "8", "4", "--partitions", "2", "--out", str(tmp_path / "bench")])
+    result = json.loads((tmp_path / "bench" / "nerdl.json").read_text(encoding="utf-8"))["results"]
+    assert [(r["model"], r["notes"]) for r in result] == [("deid-ner-es@1", 6)]
+    assert [t["batch_size"] for t in result[0]["timings"]] == [8, 4]
+    assert result[0]["timings"][1]["chunks_not_in_both"] == 0 and result[0]["timings"][1]["seconds"] > 0
+    assert (tmp_path / "bench" / "nerdl.png").stat().st_size > 0
     for chunk in row[CHUNK_COL]:
         assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
 
