@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clinlake.deid.merge import (
+    drop_family_doctors,
     drop_quantities,
     has_overlaps,
     join_adjacent,
@@ -74,6 +75,18 @@ def test_a_list_of_relatives_is_one_span_per_relative():
     end = text.index(") fall") + 1
     out = tidy_model_spans([Span(start, end, "FAMILIARES_SUJETO_ASISTENCIA", "model:ner")], text)
     assert [t for t, _ in _texts(text, out)] == ["madre", "abuela", "hermano", "gemelo"]
+
+
+def test_a_family_doctor_is_not_a_relative():
+    text = ("Su médico de familia avisó a su familia. Medicina Familiar; la familia de su médico; "
+            "médicos de familiares.")
+    def at(t: str, after: int = 0, label: str = "FAMILIARES_SUJETO_ASISTENCIA") -> Span:
+        i = text.index(t, after)
+        return Span(i, i + len(t), label, "model:ner", 0.9)
+    spans = [at("familia"), at("familia", text.index("a su")), at("Familiar"), at("familia", text.index("la fam")),
+             at("familiares"), at("familia", label="PROFESION")]
+    assert drop_family_doctors(spans, text) == [spans[1], spans[3], spans[4], spans[5]]
+    assert tidy_model_spans(spans[:2], text) == [spans[1]]   # part of the model spans' tidying
 
 
 def test_spans_end_before_trailing_commas_and_brackets_they_did_not_open():

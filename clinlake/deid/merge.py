@@ -195,13 +195,27 @@ def split_relatives(spans: Iterable[Span], text: str, labels: Iterable[str] = RE
     return out
 
 
+# "médico de familia", "medicina familiar": a family doctor, not a relative. The model tags "familia" there as a
+# relative (MEDDOCAN dev 6 times); train annotates its one occurrence as nothing.
+_FAMILY_DOCTOR_BEFORE = re.compile(r"(?i:\b(?:m[ée]dic[oa]s?|medicina|equipo|consulta)\s+(?:de\s+)?)$")
+_FAMILY_WORD = re.compile(r"(?i:familia|familiar)")
+
+
+def drop_family_doctors(spans: Iterable[Span], text: str, labels: Iterable[str] = RELATIVE_LABELS) -> list[Span]:
+    """Drop spans of `labels` that are the 'familia' of 'médico de familia' (or 'familiar' of 'medicina familiar')."""
+    wanted = frozenset(labels)
+    return [s for s in spans
+            if not (s.label in wanted and _FAMILY_WORD.fullmatch(text, s.start, s.end)
+                    and _FAMILY_DOCTOR_BEFORE.search(text, max(0, s.start - 40), s.start))]
+
+
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles, trailing
-    periods and unopened brackets left out, quantities not dates, lists of relatives cut (docs/deid.md "Model
-    spans")."""
+    periods and unopened brackets left out, quantities not dates, lists of relatives cut, a family doctor not a
+    relative (docs/deid.md "Model spans")."""
     joined = join_adjacent(spans, text, join_labels)
     tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
-    return split_relatives(drop_quantities(tidied, text), text)
+    return drop_family_doctors(split_relatives(drop_quantities(tidied, text), text), text)
 
 
 def has_overlaps(spans: Iterable[Span]) -> bool:
