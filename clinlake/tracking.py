@@ -110,10 +110,16 @@ def for_serving(model: Any, cfg: DictConfig) -> Any:
     the batch size it was trained with).
 
     NerDL pads every batch to its longest sentence, and clinical sentences range from a word to hundreds, so small
-    batches waste less: one MEDDOCAN deid version tags dev in 19 s at 4 against 36 s at 32, the same chunks
-    (docs/scale.md "NerDL batch size").
+    batches waste less: one MEDDOCAN deid version tags dev in 18 s at 4 against 34 s at 32, the same chunks
+    (scripts/bench_nerdl.py; docs/scale.md "NerDL batch size").
     """
-    size = int((cfg.get("scale") or {}).get("ner_batch_size") or 0)
+    raw = (cfg.get("scale") or {}).get("ner_batch_size")
+    try:
+        size = int(raw or 0)
+    except (TypeError, ValueError):
+        size = -1
+    if size < 0 or isinstance(raw, float) and raw != size:
+        raise UserError(f"scale.ner_batch_size must be a whole number >= 0 (0 = the model's own), got {raw!r}")
     if size > 0:
         for stage in getattr(model, "stages", []):
             if type(stage).__name__ == "NerDLModel":

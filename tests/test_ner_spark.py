@@ -117,6 +117,8 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert {"document", "sentence", "token", "embeddings", "ner", CHUNK_COL} <= set(pred.columns)
     row = pred.select("ner", CHUNK_COL).first()
     assert row["ner"] and {a.result.split("-", 1)[-1] for a in row["ner"]} <= set(MEDDOCAN_TYPES) | {"O"}
+    for chunk in row[CHUNK_COL]:
+        assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
     # Served with scale.ner_batch_size sentences per TensorFlow batch (tracking.for_serving), not the training batch
     # of 8; the batch changes the padding, not the tags.
     ner = next(s for s in model.stages if type(s).__name__ == "NerDLModel")
@@ -147,8 +149,6 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert [t["batch_size"] for t in result[0]["timings"]] == [8, 4]
     assert result[0]["timings"][1]["chunks_not_in_both"] == 0 and result[0]["timings"][1]["seconds"] > 0
     assert (tmp_path / "bench" / "nerdl.png").stat().st_size > 0
-    for chunk in row[CHUNK_COL]:
-        assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
 
     # Two more versions (other seeds) and the evaluation predictor scoring the configured vote of the three: its
     # mentions are the spans two of them give, counted here from each version's own predictions.

@@ -42,3 +42,28 @@ def test_unknown_alias_is_a_one_line_user_error(spark, cfg):
     _register(spark, 1)
     with pytest.raises(UserError, match=r"model 'stamp@nope' not found in the registry"):
         tracking.load_spark_model(cfg, "stamp", "nope")
+
+
+def test_served_nerdl_stages_take_the_configured_batch_size():
+    from omegaconf import OmegaConf
+
+    class NerDLModel:  # the stage is recognised by its class name, as in a loaded Spark NLP pipeline
+        def __init__(self) -> None:
+            self.size = 32
+
+        def setBatchSize(self, size: int) -> None:  # noqa: N802 - Spark NLP's name
+            self.size = size
+
+    class Tokenizer:
+        pass
+
+    def served(value):
+        model = type("PipelineModel", (), {"stages": [Tokenizer(), NerDLModel()]})()  # only .stages is read
+        return tracking.for_serving(model, OmegaConf.create({"scale": {"ner_batch_size": value}})).stages[1].size
+
+    assert served(4) == 4 and served("8") == 8
+    assert served(0) == 32 and served(None) == 32          # 0 / unset: the batch the model was trained with
+    for bad in (-1, "four", 2.5):
+        with pytest.raises(UserError, match="ner_batch_size"):
+            served(bad)
+    assert tracking.for_serving("not a pipeline", OmegaConf.create({})) == "not a pipeline"
