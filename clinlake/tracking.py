@@ -121,9 +121,10 @@ def for_serving(model: Any, cfg: DictConfig) -> Any:
     if size < 0 or isinstance(raw, float) and raw != size:
         raise UserError(f"scale.ner_batch_size must be a whole number >= 0 (0 = the model's own), got {raw!r}")
     if size > 0:
-        for stage in getattr(model, "stages", []):
-            if type(stage).__name__ == "NerDLModel":
-                stage.setBatchSize(size)
+        from clinlake.ner import nerdl_stages
+
+        for stage in nerdl_stages(model):
+            stage.setBatchSize(size)
     return model
 
 

@@ -50,9 +50,12 @@ def time_sizes(spark, model, notes: list[tuple[str, str]], sizes: list[int], par
     first size's."""
     from pyspark.sql import functions as F
 
-    ner = next((s for s in model.stages if type(s).__name__ == "NerDLModel"), None)
-    if ner is None:
+    from clinlake.ner import nerdl_stages
+
+    stages = nerdl_stages(model)
+    if not stages:
         raise SystemExit("the model has no NerDLModel stage")
+    ner = stages[0]
     chunk_col = model.stages[-1].getOutputCol()
     frame = spark.createDataFrame(notes, "note_id string, note_text string").repartition(partitions).cache()
     frame.count()

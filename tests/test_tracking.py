@@ -47,6 +47,8 @@ def test_unknown_alias_is_a_one_line_user_error(spark, cfg):
 def test_served_nerdl_stages_take_the_configured_batch_size():
     from omegaconf import OmegaConf
 
+    from clinlake.ner import nerdl_stages
+
     class NerDLModel:  # the stage is recognised by its class name, as in a loaded Spark NLP pipeline
         def __init__(self) -> None:
             self.size = 32
@@ -67,3 +69,6 @@ def test_served_nerdl_stages_take_the_configured_batch_size():
         with pytest.raises(UserError, match="ner_batch_size"):
             served(bad)
     assert tracking.for_serving("not a pipeline", OmegaConf.create({})) == "not a pipeline"
+    two = type("PipelineModel", (), {"stages": [NerDLModel(), Tokenizer(), NerDLModel()]})()
+    assert nerdl_stages(two) == [two.stages[0], two.stages[2]] and nerdl_stages(None) == []
+    assert [s.size for s in nerdl_stages(tracking.for_serving(two, OmegaConf.create({"scale": {"ner_batch_size": 4}})))] == [4, 4]

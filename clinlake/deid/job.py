@@ -20,6 +20,7 @@ from clinlake.deid.replace import DeidPolicy
 from clinlake.deid.residual import RESIDUAL_PATTERNS
 from clinlake.deid.surrogates import DeidSecret, load_secret
 from clinlake.errors import UserError
+from clinlake.ner import nerdl_stages
 from clinlake.recognisers import Ensemble, filter_votes
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def _per_note(notes: DataFrame, model: Any, max_chunk_chars: int, extract: Any, 
 
 def ner_stage(model: Any) -> Any:
     """The NerDLModel stage of a served NER pipeline (UserError when it has none: nothing to vote per token)."""
-    found = [s for s in getattr(model, "stages", []) if type(s).__name__ == "NerDLModel"]
+    found = nerdl_stages(model)
     if not found:
         raise UserError("a token vote needs NerDL pipelines; a member has no NerDLModel stage")
     return found[0]
