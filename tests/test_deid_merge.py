@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clinlake.deid.merge import (
+    cut_names_at_non_names,
     drop_family_doctors,
     drop_quantities,
     has_overlaps,
@@ -87,6 +88,21 @@ def test_a_family_doctor_is_not_a_relative():
              at("familiares"), at("familia", label="PROFESION")]
     assert drop_family_doctors(spans, text) == [spans[1], spans[3], spans[4], spans[5]]
     assert tidy_model_spans(spans[:2], text) == [spans[1]]   # part of the model spans' tidying
+
+
+def test_a_name_ends_before_a_word_no_name_holds():
+    text = "Remitido por: Alberto Palacios Hernández Residente de 5° año. Dra. Ana Ruiz, Servicio de Urología. Centro"
+    def at(t: str, label: str = "NOMBRE_PERSONAL_SANITARIO") -> Span:
+        return Span(text.index(t), text.index(t) + len(t), label, "model:ner", 0.9)
+    spans = [at("Alberto Palacios Hernández Residente"), at("Ana Ruiz, Servicio de Urología"),
+             at("Servicio de Urología", "INSTITUCION"), at("Centro"), at("Ana Ruiz")]
+    out = cut_names_at_non_names(spans, text)
+    assert [text[s.start:s.end] for s in out] == ["Alberto Palacios Hernández", "Residente", "Ana Ruiz",
+                                                "Servicio de Urología", "Servicio de Urología", "Centro", "Ana Ruiz"]
+    assert {s.label for s in out[:4]} == {"NOMBRE_PERSONAL_SANITARIO"} and out[1].score == 0.9  # the rest stays covered
+    assert out[4:] == spans[2:]   # other labels, a one-word span and a clean name pass
+    assert [text[s.start:s.end] for s in tidy_model_spans(spans[:1], text)] == ["Alberto Palacios Hernández",
+                                                                                "Residente"]  # part of the tidying
 
 
 def test_spans_end_before_trailing_commas_and_brackets_they_did_not_open():

@@ -222,3 +222,16 @@ def test_rules_are_linear_on_huge_and_hostile_input():
     start = time.perf_counter()
     rules.find_all(hostile[:1_000_000])
     assert time.perf_counter() - start < 20  # catastrophic backtracking would take minutes
+
+
+def test_header_names_stop_at_titles_units_and_stray_initials():
+    text = ("Remitido por: Dr René Salas Cabrera Morales Oncología Médica\n"
+            "Responsable clínico: Dra. Teresa Sada Ovalle Doctor Vertiz 737\n"
+            "Remitido por: Dr. Nikolaos Antoniadis P. Departamento de Cirugía\n"
+            "Médico: M.a José Tapia Guerrero\n"
+            "Responsable clínico: Victor Diniz Borborema dos Santos Grupo de Nefrología\n"
+            "Remitido por: Juan Pérez Prieto. Pz de Pontevedra, 2\n"
+            "Responsable clínico: Pablo L. Guzmán\n")  # fmt: skip
+    got = {text[s.start:s.end] for s in rules.find_header_fields(text)}
+    assert got == {"René Salas Cabrera Morales", "Teresa Sada Ovalle", "Nikolaos Antoniadis", "M.a José Tapia Guerrero",
+                   "Victor Diniz Borborema dos Santos", "Juan Pérez Prieto", "Pablo L. Guzmán"}

@@ -209,13 +209,39 @@ def drop_family_doctors(spans: Iterable[Span], text: str, labels: Iterable[str] 
                     and _FAMILY_DOCTOR_BEFORE.search(text, max(0, s.start - 40), s.start))]
 
 
+NAME_LABELS = ("NOMBRE_PERSONAL_SANITARIO", "NOMBRE_SUJETO_ASISTENCIA")
+
+
+def cut_names_at_non_names(spans: Iterable[Span], text: str, labels: Iterable[str] = NAME_LABELS) -> list[Span]:
+    """A name that runs on into a word no MEDDOCAN train name holds ("Alberto Palacios Hernández Residente", "...
+    Dorado Servicio de Urología"; rules.NON_NAME_WORD, the signature-line list of the header rule) ends before it.
+
+    The rest stays a span of its own with the same label, so that its characters stay covered: on MEDDOCAN dev each
+    such rest was PHI of another type ("Residente de 5° año", "Institut de Medicina Legal de Catalunya").
+    """
+    from clinlake.deid.rules import NON_NAME_WORD
+
+    wanted, out = frozenset(labels), []
+    for s in spans:
+        first = text.find(" ", s.start, s.end)  # never cut at the first word
+        hit = NON_NAME_WORD.search(text, first, s.end) if s.label in wanted and first > 0 else None
+        end = len(text[:hit.start()].rstrip(" \t\n,.;:-")) if hit else s.end
+        if hit and end > s.start:
+            out += [Span(s.start, end, s.label, s.detector, s.score),
+                    Span(hit.start(), s.end, s.label, s.detector, s.score)]
+        else:
+            out.append(s)
+    return out
+
+
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles, trailing
     periods and unopened brackets left out, quantities not dates, lists of relatives cut, a family doctor not a
-    relative (docs/deid.md "Model spans")."""
+    relative, a name ended before a word no name holds (docs/deid.md "Model spans")."""
     joined = join_adjacent(spans, text, join_labels)
     tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
-    return drop_family_doctors(split_relatives(drop_quantities(tidied, text), text), text)
+    return cut_names_at_non_names(drop_family_doctors(split_relatives(drop_quantities(tidied, text), text), text),
+                                  text)
 
 
 def has_overlaps(spans: Iterable[Span]) -> bool:

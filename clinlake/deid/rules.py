@@ -74,17 +74,27 @@ _SUBJECT = (
 )
 _SEX_WORD = r"(?:varón|varon|mujer|hombre|niña|niño|femenino|masculino|femenina|masculina)"
 # words that end a name in a signature line ("Dr. X Y Servicio de Urología", "X Y C/ Mayor 3")
-_NOT_NAME = (
-    r"(?!(?:Servicio|Hospital|Calle|Avda|Avenida|Plaza|Paseo|Pza|Residente|Unidad|Departamento|Secci[oó]n|"
+_NON_NAME_WORDS = (
+    r"(?:Servicio|Hospital|Calle|Avda|Avenida|Plaza|Paseo|Pza|Residente|Unidad|Departamento|Secci[oó]n|"
     r"Centro|Cl[ií]nica|Instituto|Fundaci[oó]n|Universidad|Facultad|Complejo|Ctra|Carretera|Camino|Ronda|"
     r"Urb|N[ºo°]\s*Col|Email|E-mail|Correos?|Tel|Tfno|Fax|Informe|Sexo|Edad|NHC|Av|Avd|Apartado|Direcci[oó]n|"
-    r"Supervisora?|Jefe|Jefa|Institut|Instituto)\b)"
+    r"Supervisora?|Jefe|Jefa|Institut|Instituto|"
+    # a title or a department after the name starts another thing ("... Doctor Vertiz 737", "... Profesor Martín
+    # Lagos" are streets; "... Oncología Médica", "... Grupo de Nefrología" units): none is ever inside a MEDDOCAN
+    # train name
+    r"Doctora?|Profesora?|Pz|Pl|Grupo|Comunidad|Urbanizaci[oó]n|Departament|Servicios|Medicina|"
+    r"Cirug[ií]a|Pediatr[ií]a|[A-ZÁÉÍÓÚ]\w*log[ií]a)"
 )
+_NOT_NAME = r"(?!" + _NON_NAME_WORDS + r"\b)"
+# one of those words standing alone inside a longer span (merge.cut_names_at_non_names)
+NON_NAME_WORD = re.compile(r"(?<![\w.])" + _NON_NAME_WORDS + r"\b")
 # A period belongs to a name only after an initial ("Pablo L. Guzmán"): "Navarro. Av. San Antonio" is a name, then
-# an address.
-_NAME_TOKEN = _NOT_NAME + (r"(?:[A-ZÁÉÍÓÚÑÜ]\.(?=[ \t]+[A-ZÁÉÍÓÚÑÜ])|[A-ZÁÉÍÓÚÑÜ][\wÁÉÍÓÚÑÜáéíóúñü'’-]*)"
-                           r"(?![/\w])")
-_NAME_PARTICLE = r"(?:de|del|la|las|los|y|i|da|van|von|el)"
+# an address. An initial needs a name after it ("Nikolaos Antoniadis P. Departamento de ..." ends at "Antoniadis"),
+# a word without a period two letters ("... P" is not a name part), and "M.a" / "Mª" (María) is one token.
+_NAME_TOKEN = _NOT_NAME + (r"(?:M(?:\.[aª]|ª)(?=[ \t])"
+                           r"|[A-ZÁÉÍÓÚÑÜ]\.(?=[ \t]+" + _NOT_NAME + r"[A-ZÁÉÍÓÚÑÜ])"
+                           r"|[A-ZÁÉÍÓÚÑÜ][\wÁÉÍÓÚÑÜáéíóúñü'’-]+)(?![/\w])")
+_NAME_PARTICLE = r"(?:de|del|la|las|los|y|i|da|dos|van|von|el)"
 _NAME = _NAME_TOKEN + r"(?:[ \t]+(?:" + _NAME_PARTICLE + r"[ \t]+)*" + _NAME_TOKEN + r")*"
 
 
@@ -186,7 +196,8 @@ SEX_RES: tuple[re.Pattern[str], ...] = (
 )
 
 # template headers of discharge reports ("Nombre: X", "Médico: Dr. Y"): value up to end of line or a period
-_TITLE = r"(?:(?i:Doctora|Doctor)[ \t]+|(?i:Dra|Dr|Dña|Dª|D)\s*[.:]\s*)?"
+# "Dr René Salas" without the period too (5 train headers)
+_TITLE = r"(?:(?i:Doctora|Doctor)[ \t]+|(?i:Dra|Dr|Dña|Dª|D)\s*[.:]\s*|(?:Dra|Dr|DRA|DR)[ \t]+)?"
 HEADER_RES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (_c(r"(?m)^\W{0,2}(?i:Nombre)\s*:[ \t]*(?P<val>" + _NAME + r")"), "NOMBRE_SUJETO_ASISTENCIA", "rule:header"),
     (_c(r"(?m)^\W{0,2}(?i:Apellidos)\s*:[ \t]*(?P<val>" + _NAME + r")"), "NOMBRE_SUJETO_ASISTENCIA", "rule:header"),
