@@ -235,3 +235,9 @@ def test_header_names_stop_at_titles_units_and_stray_initials():
     got = {text[s.start:s.end] for s in rules.find_header_fields(text)}
     assert got == {"René Salas Cabrera Morales", "Teresa Sada Ovalle", "Nikolaos Antoniadis", "M.a José Tapia Guerrero",
                    "Victor Diniz Borborema dos Santos", "Juan Pérez Prieto", "Pablo L. Guzmán"}
+
+
+def test_bicarbonate_is_not_a_record_number_and_a_patient_is_not_a_doctor():
+    text = "Gasometría: pH 7,32, PCO2 43,3 y HCO3 21,8 mmol/l. NHC 368503.\nInforme Médico: Paciente femenina de 3 años."
+    assert _found(text, rules.find_record_numbers) == [("368503", "ID_SUJETO_ASISTENCIA")]
+    assert rules.find_header_fields(text) == []

@@ -78,7 +78,7 @@ _NON_NAME_WORDS = (
     r"(?:Servicio|Hospital|Calle|Avda|Avenida|Plaza|Paseo|Pza|Residente|Unidad|Departamento|Secci[oó]n|"
     r"Centro|Cl[ií]nica|Instituto|Fundaci[oó]n|Universidad|Facultad|Complejo|Ctra|Carretera|Camino|Ronda|"
     r"Urb|N[ºo°]\s*Col|Email|E-mail|Correos?|Tel|Tfno|Fax|Informe|Sexo|Edad|NHC|Av|Avd|Apartado|Direcci[oó]n|"
-    r"Supervisora?|Jefe|Jefa|Institut|Instituto|"
+    r"Supervisora?|Jefe|Jefa|Institut|Instituto|Paciente|"
     # a title or a department after the name starts another thing ("... Doctor Vertiz 737", "... Profesor Martín
     # Lagos" are streets; "... Oncología Médica", "... Grupo de Nefrología" units): none is ever inside a MEDDOCAN
     # train name
@@ -119,8 +119,8 @@ NSS_BARE_RE = _c(r"(?<![\d/.,-])(?P<val>\d{2}[ /-]?\d{8}[ /-]?\d{2})(?![\d]|[.,]
 _ID_VALUE = r"(?P<val>(?:[A-Za-z]{1,4}-?)?\d+(?:[ ./-]?\d+){0,6}(?:/[0-9A-Za-z]+)?)"
 RECORD_RES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (_c(r"\b(?:NHC|N\.H\.C\.|CIPA|CIP|n[ºo°.]*\s*(?:de\s+)?historia(?:\s+cl[ií]nica)?|historia\s+cl[ií]nica"
-        r"(?:\s+n[ºo°.]*)?|HC)\s*[:.#]?\s*(?:nº\s*)?(?:nhc\s*[-:]?\s*)?" + _ID_VALUE, I),
-     "ID_SUJETO_ASISTENCIA", "rule:nhc"),
+        r"(?:\s+n[ºo°.]*)?|HC)(?![a-zA-Z])\s*[:.#]?\s*(?:nº\s*)?(?:nhc\s*[-:]?\s*)?" + _ID_VALUE, I),
+     "ID_SUJETO_ASISTENCIA", "rule:nhc"),  # the cue is a whole word: "HCO3 25" is bicarbonate
     (_c(r"\b(?:n[ºo°.]*\s*(?:de\s+)?)?episodio(?:\s+n[ºo°.]*)?\s*[:.#]?\s*" + _ID_VALUE, I),
      "ID_CONTACTO_ASISTENCIAL", "rule:episode"),
     (_c(r"\b(?:N[ºo°.]*\s*Col(?:egiado)?\.?|n[úu]mero\s+de\s+colegiado|colegiad[oa]\s+n[ºo°.]*)\s*[:.]?\s*"
