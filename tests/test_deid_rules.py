@@ -90,12 +90,17 @@ def test_record_numbers(text, value, label):
 
 @pytest.mark.parametrize(
     "phone",
-    ["934 169 700", "915 86 75 76", "91 336 87 85", "+34 612 345 678", "0034 612345678", "612-345-678",
+    ["934 169 700", "915 86 75 76", "91 336 87 85", "34 612 345 678", "0034 612345678", "612-345-678",
      "612.345.678", "848 422179", "986413144", "(+34) 912345678"],
 )  # fmt: skip
 def test_phones(phone):
     text = f"Tel.: {phone}. Más texto"
     assert _found(text, rules.find_phones) == [(phone, "NUMERO_TELEFONO")]
+
+
+def test_the_plus_of_an_international_prefix_stays_outside():
+    text = "Tel.: +34 945007000 Fax: + 34 93 567 22 28."
+    assert _found(text, rules.find_phones) == [("34 945007000", "NUMERO_TELEFONO"), ("34 93 567 22 28", "NUMERO_FAX")]
 
 
 def test_fax_by_cue_and_not_clinical_numbers():
