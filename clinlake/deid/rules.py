@@ -78,7 +78,7 @@ _NON_NAME_WORDS = (
     r"(?:Servicio|Hospital|Calle|Avda|Avenida|Plaza|Paseo|Pza|Residente|Unidad|Departamento|Secci[oó]n|"
     r"Centro|Cl[ií]nica|Instituto|Fundaci[oó]n|Universidad|Facultad|Complejo|Ctra|Carretera|Camino|Ronda|"
     r"Urb|N[ºo°]\s*Col|Email|E-mail|Correos?|Tel|Tfno|Fax|Informe|Sexo|Edad|NHC|Av|Avd|Apartado|Direcci[oó]n|"
-    r"Supervisora?|Jefe|Jefa|Institut|Instituto|Paciente|"
+    r"Supervisora?|Jefe|Jefa|Institut|Paciente|"
     # a title or a department after the name starts another thing ("... Doctor Vertiz 737", "... Profesor Martín
     # Lagos" are streets; "... Oncología Médica", "... Grupo de Nefrología" units): none is ever inside a MEDDOCAN
     # train name
