@@ -98,8 +98,12 @@ class Ensemble:
 
     @property
     def ref(self) -> str:
-        """'ner-morphology-es@1+2+3' ('...@1+2+3#tokens' for the token vote: other spans, so another system)."""
+        """'ner-morphology-es@1+2+3' ('...@1+2+3#tokens' for the token vote: other spans, so another system); a
+        min_votes other than the majority is part of it too ('deid-ner-es@2+1+3+4+5:2#spans+tokens'), so that
+        changing it re-runs what the vote produced."""
         ref = f"{model_name(self.members[0][1])}@" + "+".join(r.rsplit("@", 1)[1] for _, r in self.members)
+        if self.combine != "tokens" and self.min_votes != majority(len(self.members)):  # the token vote has no count
+            ref += f":{self.min_votes}"
         return ref if self.combine == "spans" else f"{ref}#{self.combine}"
 
 

@@ -239,6 +239,18 @@ def test_vote_configuration(cfg):
         recognisers.voting(cfg)
 
 
+def test_an_ensemble_names_its_versions_combination_and_a_non_majority_count():
+    def ref(n: int, min_votes: int, combine: str = "spans") -> str:
+        members = tuple((None, f"deid-ner-es@{v}") for v in [2, 1, 3, 4, 5][:n])
+        return recognisers.Ensemble(members, min_votes, combine).ref
+
+    assert ref(3, 2) == "deid-ner-es@2+1+3"                        # the majority: the name it always had
+    assert ref(3, 1) == "deid-ner-es@2+1+3:1"                      # another count gives other spans: another system
+    assert ref(5, 3, "spans+tokens") == "deid-ner-es@2+1+3+4+5#spans+tokens"
+    assert ref(5, 2, "spans+tokens") == "deid-ner-es@2+1+3+4+5:2#spans+tokens"
+    assert ref(3, 1, "tokens") == "deid-ner-es@2+1+3#tokens"       # the token vote counts nothing
+
+
 def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary):
     """Three registered versions served as one recogniser: its chunks are those two versions give, its ref names
     all three, and aliases that share a version vote once (too few left is an error)."""
