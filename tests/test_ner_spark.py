@@ -6,6 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 from pyspark.sql import functions as F
 
+from clinlake.ner import nerdl_stages
 from clinlake.ner.settings import with_model_defaults
 from clinlake.ner.tokens import CHUNK_COL, fit_text_pipeline
 
@@ -121,7 +122,7 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
         assert chunk.metadata["entity"] in MEDDOCAN_TYPES and text[chunk.begin:chunk.end + 1] == chunk.result
     # Served with scale.ner_batch_size sentences per TensorFlow batch (tracking.for_serving), not the training batch
     # of 8; the batch changes the padding, not the tags.
-    ner = next(s for s in model.stages if type(s).__name__ == "NerDLModel")
+    ner = nerdl_stages(model)[0]
     assert ner.getBatchSize() == cfg.scale.ner_batch_size == 4
     dev_notes = spark.createDataFrame([(p.stem, p.read_text(encoding="utf-8"))
                                        for p in sorted((tmp_path / "corpora" / "dev").glob("*.txt"))],

@@ -24,6 +24,7 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping
 
+from clinlake.deid.rules import NON_NAME_WORD
 from clinlake.deid.types import Span
 
 DEFAULT_PRIORITY: Mapping[str, int] = {"rule": 2, "model": 1}
@@ -209,9 +210,6 @@ def drop_family_doctors(spans: Iterable[Span], text: str, labels: Iterable[str] 
                     and _FAMILY_DOCTOR_BEFORE.search(text, max(0, s.start - 40), s.start))]
 
 
-NAME_LABELS = ("NOMBRE_PERSONAL_SANITARIO", "NOMBRE_SUJETO_ASISTENCIA")
-
-
 def cut_names_at_non_names(spans: Iterable[Span], text: str, labels: Iterable[str] = NAME_LABELS) -> list[Span]:
     """A name that runs on into a word no MEDDOCAN train name holds ("Alberto Palacios Hernández Residente", "...
     Dorado Servicio de Urología"; rules.NON_NAME_WORD, the signature-line list of the header rule) ends before it.
@@ -219,13 +217,11 @@ def cut_names_at_non_names(spans: Iterable[Span], text: str, labels: Iterable[st
     The rest stays a span of its own with the same label, so that its characters stay covered: on MEDDOCAN dev each
     such rest was PHI of another type ("Residente de 5° año", "Institut de Medicina Legal de Catalunya").
     """
-    from clinlake.deid.rules import NON_NAME_WORD
-
     wanted, out = frozenset(labels), []
     for s in spans:
         first = text.find(" ", s.start, s.end)  # never cut at the first word
         hit = NON_NAME_WORD.search(text, first, s.end) if s.label in wanted and first > 0 else None
-        end = len(text[:hit.start()].rstrip(" \t\n,.;:-")) if hit else s.end
+        end = s.start + len(text[s.start:hit.start()].rstrip(" \t\n,.;:-")) if hit else s.end
         if hit and end > s.start:
             out += [Span(s.start, end, s.label, s.detector, s.score),
                     Span(hit.start(), s.end, s.label, s.detector, s.score)]
