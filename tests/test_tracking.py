@@ -71,4 +71,5 @@ def test_served_nerdl_stages_take_the_configured_batch_size():
     assert tracking.for_serving("not a pipeline", OmegaConf.create({})) == "not a pipeline"
     two = type("PipelineModel", (), {"stages": [NerDLModel(), Tokenizer(), NerDLModel()]})()
     assert nerdl_stages(two) == [two.stages[0], two.stages[2]] and nerdl_stages(None) == []
-    assert [s.size for s in nerdl_stages(tracking.for_serving(two, OmegaConf.create({"scale": {"ner_batch_size": 4}})))] == [4, 4]
+    served_two = tracking.for_serving(two, OmegaConf.create({"scale": {"ner_batch_size": 4}}))
+    assert [s.size for s in nerdl_stages(served_two)] == [4, 4]
