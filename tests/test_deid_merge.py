@@ -13,6 +13,7 @@ from clinlake.deid.merge import (
     join_adjacent,
     merge_spans,
     strip_edge_punctuation,
+    strip_leading_plus,
     strip_titles,
     tidy_model_spans,
 )
@@ -113,6 +114,20 @@ def test_spans_end_before_trailing_commas_and_brackets_they_did_not_open():
     out = strip_edge_punctuation(spans, text)
     assert [text[s.start:s.end] for s in out] == ["EE.UU.", "Allergan", "Hospital (HUVR)", ",", "ok"]
     assert out[2] is spans[2] and out[0].score == 0.8  # unchanged spans pass through; a one-character span stays
+
+
+def test_phone_and_fax_spans_start_after_the_plus_of_the_prefix():
+    text = "Fax: +34 945007359. Tfno: + 34 600 111 222. +C. Ref +5"
+    def at(t: str, label: str = "NUMERO_FAX") -> Span:
+        return Span(text.index(t), text.index(t) + len(t), label, "model:ner", 0.7)
+    spans = [at("+34 945007359"), at("+ 34 600 111 222", "NUMERO_TELEFONO"), at("+C", "ID_SUJETO_ASISTENCIA"),
+             at("+5", "NUMERO_TELEFONO")]
+    out = strip_leading_plus(spans, text)
+    assert [(text[s.start:s.end], s.label, s.score) for s in out] == [
+        ("34 945007359", "NUMERO_FAX", 0.7), ("34 600 111 222", "NUMERO_TELEFONO", 0.7),
+        ("+C", "ID_SUJETO_ASISTENCIA", 0.7), ("5", "NUMERO_TELEFONO", 0.7)]  # other types keep theirs
+    assert out[2] is spans[2]
+    assert [text[s.start:s.end] for s in tidy_model_spans(spans[:1], text)] == ["34 945007359"]
 
 
 def test_a_number_before_a_unit_is_a_quantity_not_a_date():

@@ -161,6 +161,23 @@ def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
     return out
 
 
+PHONE_LABELS: frozenset[str] = frozenset({"NUMERO_TELEFONO", "NUMERO_FAX"})
+
+
+def strip_leading_plus(spans: Iterable[Span], text: str, labels: Iterable[str] = PHONE_LABELS) -> list[Span]:
+    """Phone and fax spans start after the "+" of an international prefix and the spaces after it ("+34 945 ..."
+    is "34 945 ..."): none of MEDDOCAN train's 73 phone and fax spans starts with it, nor does the phone rule's."""
+    labels = frozenset(labels)
+    out = []
+    for span in spans:
+        start = span.start
+        if span.label in labels:
+            while start < span.end - 1 and (text[start] == "+" or (start > span.start and text[start].isspace())):
+                start += 1
+        out.append(span if start == span.start else Span(start, span.end, span.label, span.detector, span.score))
+    return out
+
+
 # A number followed by a dose, volume, size or duration unit is a quantity ("cefepime 2000 mg", "1500-2000 ml/día"),
 # never a date: MEDDOCAN train has no such FECHAS span, the model tags a few.
 _NUMBER = re.compile(r"[\d.,/-]+")
@@ -232,10 +249,11 @@ def cut_names_at_non_names(spans: Iterable[Span], text: str, labels: Iterable[st
 
 def tidy_model_spans(spans: Iterable[Span], text: str, join_labels: Iterable[str] = DEFAULT_JOIN_LABELS) -> list[Span]:
     """A NER model's spans in MEDDOCAN's span conventions, before merge_spans: pieces joined, titles, trailing
-    periods and unopened brackets left out, quantities not dates, lists of relatives cut, a family doctor not a
-    relative, a name ended before a word no name holds (docs/deid.md "Model spans")."""
+    periods, unopened brackets and a phone's "+" left out, quantities not dates, lists of relatives cut, a family
+    doctor not a relative, a name ended before a word no name holds (docs/deid.md "Model spans")."""
     joined = join_adjacent(spans, text, join_labels)
-    tidied = strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text)
+    tidied = strip_leading_plus(strip_edge_punctuation(strip_trailing_periods(strip_titles(joined, text), text), text),
+                                text)
     return cut_names_at_non_names(drop_family_doctors(split_relatives(drop_quantities(tidied, text), text), text),
                                   text)
 
