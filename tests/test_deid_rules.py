@@ -158,7 +158,7 @@ def test_every_date_form(text, date):
 @pytest.mark.parametrize(
     "text",
     ["dosis de 2000 mg al día", "TA 120/80 mmHg", "dilución 1/2000", "31/02/2016 no existe", "Hb 12,5 g/dl",
-     "plaquetas 1999/mm3", "el mayor de los hermanos"],
+     "plaquetas 1999/mm3", "el mayor de los hermanos", "expansor modelo SRV2007 (Allergan)", "lote_2010 y A2005"],
 )  # fmt: skip
 def test_not_dates(text):
     assert rules.find_dates(text) == []

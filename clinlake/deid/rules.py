@@ -167,8 +167,9 @@ DATE_RES: tuple[re.Pattern[str], ...] = (
     _c(r"\b" + _MONTH + r"-(?:" + _Y4 + r"|\d{2})\b", I),
     # año 2004 (MEDDOCAN keeps "año" in the span)
     _c(r"\baño\s+" + _Y4 + r"\b", I),
-    # bare year, unless it is a quantity ("2000 mg")
-    _c(r"(?<![\d.,/:+-])" + _BARE_YEAR + r"(?![\d]|[.,]\d|-\d|" + _QTY_AFTER + r")"),
+    # bare year, unless it is a quantity ("2000 mg") or glued to letters ("modelo SRV2007", "maje1946@..."): none of
+    # MEDDOCAN train's dates follows a letter
+    _c(r"(?<![\w.,/:+-])" + _BARE_YEAR + r"(?![\d]|[.,]\d|-\d|" + _QTY_AFTER + r")"),
     # a month alone after a preposition: "en marzo", "desde octubre"
     _c(r"\b(?:en|desde|hasta|durante|finales\s+de|principios\s+de|mediados\s+de)\s+(?P<val>" + _MONTH
        + r")\b(?!\s+(?:de|del)?\s*\d)", I),
