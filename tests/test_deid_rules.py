@@ -243,6 +243,7 @@ def test_header_names_stop_at_titles_units_and_stray_initials():
 
 
 def test_bicarbonate_is_not_a_record_number_and_a_patient_is_not_a_doctor():
-    text = "Gasometría: pH 7,32, PCO2 43,3 y HCO3 21,8 mmol/l. NHC 368503.\nInforme Médico: Paciente femenina de 3 años."
+    text = ("Gasometría: pH 7,32, PCO2 43,3 y HCO3 21,8 mmol/l. NHC 368503.\n"
+            "Informe Médico: Paciente femenina de 3 años.")
     assert _found(text, rules.find_record_numbers) == [("368503", "ID_SUJETO_ASISTENCIA")]
     assert rules.find_header_fields(text) == []

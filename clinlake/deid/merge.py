@@ -162,19 +162,17 @@ def strip_edge_punctuation(spans: Iterable[Span], text: str) -> list[Span]:
 
 
 PHONE_LABELS: frozenset[str] = frozenset({"NUMERO_TELEFONO", "NUMERO_FAX"})
+_LEADING_PLUS = re.compile(r"\+[+\s]*")
 
 
 def strip_leading_plus(spans: Iterable[Span], text: str, labels: Iterable[str] = PHONE_LABELS) -> list[Span]:
     """Phone and fax spans start after the "+" of an international prefix and the spaces after it ("+34 945 ..."
     is "34 945 ..."): none of MEDDOCAN train's 73 phone and fax spans starts with it, nor does the phone rule's."""
-    labels = frozenset(labels)
-    out = []
+    wanted, out = frozenset(labels), []
     for span in spans:
-        start = span.start
-        if span.label in labels:
-            while start < span.end - 1 and (text[start] == "+" or (start > span.start and text[start].isspace())):
-                start += 1
-        out.append(span if start == span.start else Span(start, span.end, span.label, span.detector, span.score))
+        # the match stops before the span's last character, so a span is never emptied
+        m = _LEADING_PLUS.match(text, span.start, span.end - 1) if span.label in wanted else None
+        out.append(Span(m.end(), span.end, span.label, span.detector, span.score) if m else span)
     return out
 
 
