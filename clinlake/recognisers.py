@@ -59,6 +59,8 @@ def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
         if isinstance(e, str) or not e.get("vote"):
             continue
         where = f"extract.recognisers: {e['name']}'s vote"
+        if e["vote"].get("crf"):
+            raise UserError(f"{where}: crf is served for deid.vote only")
         if combine_of(e["vote"], where) != "spans":
             raise UserError(f"{where}: combine: {e['vote'].get('combine')} is served for deid.vote only; "
                             "the recognisers vote on spans")
@@ -69,9 +71,10 @@ def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
 def vote_of(vote: Any, where: str) -> tuple[list[str], int]:
     """A `vote:` entry ({members: [aliases], min_votes}) -> (members, min_votes); `where` names it in errors."""
     members = [str(a) for a in (vote.get("members") or [])]
-    min_votes = int(vote.get("min_votes", majority(len(members) + 1)))   # the served alias votes too
-    if not members or not 1 <= min_votes <= len(members) + 1:
-        raise UserError(f"{where} needs members (other aliases) and 1 <= min_votes <= members + 1, "
+    voters = len(members) + 1 + bool(vote.get("crf"))    # the served alias votes too, and deid's CRF
+    min_votes = int(vote.get("min_votes", majority(voters)))
+    if not members or not 1 <= min_votes <= voters:
+        raise UserError(f"{where} needs members (other aliases) and 1 <= min_votes <= the voters ({voters}), "
                         f"got {members} and {min_votes}")
     return members, min_votes
 
@@ -95,16 +98,23 @@ class Ensemble:
     min_votes: int
     combine: str = "spans"                 # "spans": exact span vote; "tokens": per-token distributions (deid);
     #                                        "spans+tokens": the exact vote, then the token vote where it left nothing
+    crf: Any = None                        # deid only: a clinlake.deid.crf.CrfMember voting with the NerDL versions
+
+    @property
+    def voters(self) -> int:
+        """How many taggers vote: the NerDL versions and the CRF when there is one."""
+        return len(self.members) + (self.crf is not None)
 
     @property
     def ref(self) -> str:
         """'ner-morphology-es@1+2+3' ('...@1+2+3#tokens' for the token vote: other spans, so another system); a
         min_votes other than the majority is part of it too ('deid-ner-es@2+1+3+4+5:2#spans+tokens'), so that
-        changing it re-runs what the vote produced."""
+        changing it re-runs what the vote produced; a CRF voter follows after a comma (',deid-crf-es@1')."""
         ref = f"{model_name(self.members[0][1])}@" + "+".join(r.rsplit("@", 1)[1] for _, r in self.members)
-        if self.combine != "tokens" and self.min_votes != majority(len(self.members)):  # the token vote has no count
+        if self.combine != "tokens" and self.min_votes != majority(self.voters):  # the token vote has no count
             ref += f":{self.min_votes}"
-        return ref if self.combine == "spans" else f"{ref}#{self.combine}"
+        ref = ref if self.combine == "spans" else f"{ref}#{self.combine}"
+        return ref if self.crf is None else f"{ref},{self.crf.ref}"
 
 
 def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from clinlake.cli import Steps, base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 from clinlake.deid import job as deid  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
+from clinlake.ner.settings import with_model_defaults  # noqa: E402
 
 log = logging.getLogger("clinlake.deidentify_notes")
 
@@ -39,8 +41,19 @@ def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
         return None, None
     vote = cfg.deid.get("vote")
     if vote:
-        return recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"),
-                                         combine=recognisers.combine_of(vote, "deid.vote"))
+        combine = recognisers.combine_of(vote, "deid.vote")
+        crf_alias = str(vote.get("crf") or "")
+        if crf_alias and combine == "spans":
+            raise UserError("deid.vote.crf votes per token: use combine: tokens or spans+tokens")
+        ens, ref = recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"),
+                                             combine=combine)
+        if crf_alias:
+            from clinlake.deid.crf import load_member
+
+            crf_name = str(with_model_defaults(cfg).models.deid_crf.name)
+            ens = dataclasses.replace(ens, crf=load_member(cfg, crf_name, crf_alias))
+            ref = ens.ref
+        return ens, ref
     return tracking.load_spark_model(cfg, name, alias)
 
 

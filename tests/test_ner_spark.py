@@ -244,6 +244,46 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
         assert [s["score"] for s in both[doc]] == pytest.approx([s["score"] for s in want], abs=1e-9), doc
     # where the versions agree the spans come from the exact vote (its score is the share of versions that gave it)
     assert any(s["score"] in (2 / 3, 1.0) for ss in both.values() for s in ss or [])
+
+    # A CRF as a fourth voter (`crf: <alias>` of deid-crf-es, jobs/train_deid_crf.py): trained, scored and registered
+    # like the NerDL versions; served, its log-marginals on the first version's tokens join the mean and its own tags
+    # the exact vote (udfs.crf_tag), which the spans must equal when recomputed here note by note.
+    import numpy as np
+
+    from clinlake.deid.crf import train as train_crf
+    from udfs.crf_tag import crf_log_probs, tagger_for
+    from udfs.tag_vote import FLOOR, decode_mean_log_probs
+
+    OmegaConf.update(cfg, "models.deid_crf.max_iterations", 30)
+    crf_out = train_crf(spark, cfg)
+    assert (crf_out["model"], crf_out["version"], crf_out["champion"]) == ("deid-crf-es", "1", True)
+    crf_run = MlflowClient().get_run(crf_out["run_id"])
+    assert crf_run.data.params["features"] == "shape-1" and crf_run.data.params["train_documents"] == "24"
+    assert crf_run.data.metrics["train_tokens"] > 0 and "dev_subtrack1_strict_f1" in crf_run.data.metrics
+    assert 0 < crf_out["iterations"] <= 30 and crf_out["active_features"] > 0
+    cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2, "combine": "spans+tokens", "crf": "champion"}
+    ensemble, ref = load_model(cfg)
+    assert ref == "deid-ner-es@1+2+3:2#spans+tokens,deid-crf-es@1" and ensemble.voters == 4
+    with_crf = {r["note_id"]: r["model_spans"] for r in frame.transform(with_model_spans, ensemble).collect()}
+    assert with_crf["null"] is None and with_crf["empty"] == []
+    tagger = tagger_for(ensemble.crf.model)
+    texts = {r["note_id"]: r["note_text"] for r in frame.filter(F.col("note_text").isNotNull()).collect()}
+    for doc in expected:
+        anns = [m[doc] for m in per_member]
+        begins, ends = [a.begin for a in anns[0]], [a.end + 1 for a in anns[0]]
+        crf_lp, crf_tags = crf_log_probs(tagger, texts[doc], begins, ends, tags, FLOOR)
+        lps = [np.log(np.maximum([[float(a.metadata.get(t, 0.0)) for t in tags] for a in ann], FLOOR)) for ann in anns]
+        mean = (sum(lps) + crf_lp) / 4 if begins else np.zeros((0, len(tags)))
+        owns = [[a.result for a in ann] for ann in anns] + [crf_tags]
+        want = vote_then_fill(decode_mean_log_probs(begins, ends, mean, tags), member_chunks(begins, ends, owns), 2)
+        assert as_keys(with_crf[doc]) == as_keys(want), doc
+    assert any(with_crf.values())
+    cfg.deid.vote = {"members": ["seed7"], "combine": "spans", "crf": "champion"}
+    with pytest.raises(UserError, match="votes per token"):
+        load_model(cfg)
+    cfg.deid.vote = {"members": ["seed7"], "combine": "tokens", "crf": "no-such-alias"}
+    with pytest.raises(UserError, match="deid-crf-es@no-such-alias"):
+        load_model(cfg)
     cfg.deid.vote = {"members": ["seed7"], "combine": "words"}
     with pytest.raises(UserError, match="combine must be one of spans, tokens"):
         load_model(cfg)

@@ -237,6 +237,9 @@ def test_vote_configuration(cfg):
     cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "combine": "tokens"}}]
     with pytest.raises(UserError, match="served for deid.vote only"):
         recognisers.voting(cfg)
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "crf": "champion"}}]
+    with pytest.raises(UserError, match="crf is served for deid.vote only"):
+        recognisers.voting(cfg)
 
 
 def test_an_ensemble_names_its_versions_combination_and_a_non_majority_count():
@@ -249,6 +252,18 @@ def test_an_ensemble_names_its_versions_combination_and_a_non_majority_count():
     assert ref(5, 3, "spans+tokens") == "deid-ner-es@2+1+3+4+5#spans+tokens"
     assert ref(5, 2, "spans+tokens") == "deid-ner-es@2+1+3+4+5:2#spans+tokens"
     assert ref(3, 1, "tokens") == "deid-ner-es@2+1+3#tokens"       # the token vote counts nothing
+    # deid's CRF votes too: named after the NerDL versions, and counted in the majority (3 of 6)
+    from clinlake.deid.crf import CrfMember
+
+    members = tuple((None, f"deid-ner-es@{v}") for v in [2, 1, 3, 4, 5])
+    crf = CrfMember(b"", "deid-crf-es@1")
+    with_crf = lambda k: recognisers.Ensemble(members, k, "spans+tokens", crf).ref  # noqa: E731
+    assert with_crf(2) == "deid-ner-es@2+1+3+4+5:2#spans+tokens,deid-crf-es@1"
+    assert with_crf(4) == "deid-ner-es@2+1+3+4+5#spans+tokens,deid-crf-es@1"
+    assert recognisers.vote_of({"members": ["a", "b"], "crf": "champion"}, "deid.vote") == (["a", "b"], 3)
+    assert recognisers.vote_of({"members": ["a", "b"], "min_votes": 4, "crf": "champion"}, "deid.vote")[1] == 4
+    with pytest.raises(UserError, match=r"min_votes <= the voters \(3\)"):
+        recognisers.vote_of({"members": ["a", "b"], "min_votes": 4}, "deid.vote")
 
 
 def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary):

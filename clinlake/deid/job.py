@@ -118,8 +118,9 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
     """Add `model_spans` decoded from the members' per-token tag distributions (udfs.tag_vote): every member runs
     with all its tag scores, their geometric mean is decoded under BIO, and a place the versions disagree on still
     gets the chunk the average makes most likely. With `combine: spans+tokens` the chunks min_votes members give
-    exactly come first and the token vote fills the rest (one NerDL pass per member gives both). Empty notes get an
-    empty array, a null text keeps a null one.
+    exactly come first and the token vote fills the rest (one NerDL pass per member gives both). The ensemble's CRF,
+    when it has one, is one more voter in both (udfs.crf_tag). Empty notes get an empty array, a null text keeps a
+    null one.
     """
     from udfs.tag_vote import FLOOR, tag_vote_udf
 
@@ -142,20 +143,30 @@ def with_token_voted_spans(notes: DataFrame, ensemble: Ensemble, max_chunk_chars
                 F.array(*[floor(a["metadata"][t]) for t in tags]).alias("lp"), a["result"].alias("tag")))
 
         parts.append(_per_note(ids, model, max_chunk_chars, log_probs, f"_t{i}").select("note_id", f"_t{i}"))
-    n = len(parts)
+    joined = reduce(lambda a, b: a.join(b, "note_id"), parts)
+    if ensemble.crf is not None:
+        # the CRF tags the first member's tokens (note offsets, long notes included), so it lines up by construction;
+        # nondeterministic only so that the optimiser keeps one call per note for its two fields below
+        from udfs.crf_tag import crf_udf
+
+        crf = crf_udf(notes.sparkSession.sparkContext.broadcast(ensemble.crf.model), tags, FLOOR).asNondeterministic()
+        joined = joined.join(ids, "note_id").withColumn(
+            f"_t{len(parts)}", F.when(F.col("_t0").isNotNull(), crf(F.col("note_text"), F.col("_t0.begin"),
+                                                                    F.col("_t0.end")))).drop("note_text")
+    n = ensemble.voters
     # The mean is taken here, so only one tokens x tags array per note crosses to Python whatever the number of
     # members; tokens that do not line up stop the job (nothing to average token by token).
     mean = F.col("_t0.lp")
     for i in range(1, n):
         mean = F.zip_with(mean, F.col(f"_t{i}.lp"), lambda x, y: F.zip_with(x, y, lambda a, b: a + b))
     mean = F.transform(mean, lambda row: F.transform(row, lambda v: v / F.lit(float(n))))
-    aligned = reduce(lambda a, b: a & b, [F.col(f"_t{i}.begin") == F.col("_t0.begin") for i in range(1, n)],
-                     F.lit(True))
+    aligned = reduce(lambda a, b: a & b, [F.col(f"_t{i}.begin") == F.col("_t0.begin")
+                                          for i in range(1, len(ensemble.members))], F.lit(True))
     # the members' own tags (their exact vote's chunks) cross to Python only for combine: spans+tokens
     exact = ensemble.combine == "spans+tokens"
     own_tags = (F.array(*[F.col(f"_t{i}.tag") for i in range(n)]) if exact
                 else F.lit(None).cast("array<array<string>>"))
-    voted = reduce(lambda a, b: a.join(b, "note_id"), parts).select(
+    voted = joined.select(
         "note_id",
         F.when(F.col("_t0").isNull(), F.lit(None).cast(SPAN_T))
         .when(~F.coalesce(aligned, F.lit(False)),
