@@ -26,11 +26,25 @@ CHALLENGER = "challenger"
 
 
 def evaluate_alias(spark, cfg: DictConfig, spec, alias: str, out: Path) -> dict:
-    """The evaluation job's own run() over the dev split, models resolved by `alias`."""
+    """The evaluation job's own run() over the dev split, models resolved by `alias`.
+
+    A spec with `alias_key` (deid-crf-es: `deid.vote.crf`) writes the alias to that configuration key instead: the
+    model under evaluation is then one voter of the configured pipeline, the others served as configured.
+    """
+    import copy
+
+    from omegaconf import OmegaConf
+
     from clinlake.evaluation import run as evaluation
 
+    key = str(spec.get("alias_key") or "")
+    if key:
+        cfg = copy.deepcopy(cfg)
+        if OmegaConf.select(cfg, key.rsplit(".", 1)[0]) is None:
+            raise UserError(f"promotion through {key} needs {key.rsplit('.', 1)[0]} configured (e.g. conf/full.yaml)")
+        OmegaConf.update(cfg, key, alias)
     ns = argparse.Namespace(task=str(spec.task), corpus=str(spec.corpus), data=path_of(cfg, spec.data),
-                            out=str(out), predictions=None, model_alias=alias)
+                            out=str(out), predictions=None, model_alias=None if key else alias)
     return evaluation.run(spark, cfg, ns)
 
 

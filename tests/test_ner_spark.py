@@ -278,6 +278,32 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
         want = vote_then_fill(decode_mean_log_probs(begins, ends, mean, tags), member_chunks(begins, ends, owns), 2)
         assert as_keys(with_crf[doc]) == as_keys(want), doc
     assert any(with_crf.values())
+    # A second CRF version goes through the promotion gate as a voter: both evaluations run the configured vote, one
+    # with each CRF version (alias_key: deid.vote.crf), and the alias moves only if the gate says so.
+    import argparse
+
+    from clinlake.promotion import decide
+    from jobs import promote_model
+
+    OmegaConf.update(cfg, "models.deid_crf.max_iterations", 3)
+    assert train_crf(spark, cfg)["version"] == "2"
+    cfg.promotion.models["deid-crf-es"].data = str(tmp_path / "corpora" / "dev")
+    decision = promote_model.run(spark, cfg, argparse.Namespace(model="deid-crf-es", version="2", margin=None))
+    evals = MlflowClient().search_runs(
+        [crf_run.info.experiment_id], "tags.`clinlake.job` = 'evaluate' and params.task = 'deid'",
+        order_by=["attributes.start_time ASC"])[-2:]
+    assert [r.data.params["model.deid-crf-es"] for r in evals] == ["1", "2"]
+    assert {r.data.params["model.deid-ner-es"] for r in evals} == {"1+2+3:2#spans+tokens"}
+    promoted, _ = decide(evals[0].data.metrics, evals[1].data.metrics, "subtrack1_strict_f1",
+                         ["subtrack2_strict_recall"], float(cfg.promotion.margin))
+    assert decision["promoted"] is promoted
+    champion = str(MlflowClient().get_model_version_by_alias("deid-crf-es", "champion").version)
+    assert champion == ("2" if promoted else "1")
+    assert "challenger" not in MlflowClient().get_registered_model("deid-crf-es").aliases
+    cfg.deid.vote = None
+    with pytest.raises(UserError, match="needs deid.vote configured"):
+        promote_model.run(spark, cfg, argparse.Namespace(model="deid-crf-es", version="1" if promoted else "2",
+                                                         margin=None))
     cfg.deid.vote = {"members": ["seed7"], "combine": "spans", "crf": "champion"}
     with pytest.raises(UserError, match="votes per token"):
         load_model(cfg)
