@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from omegaconf import OmegaConf
 from pyspark.sql import functions as F
@@ -261,6 +263,15 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert crf_run.data.params["features"] == "shape-1" and crf_run.data.params["train_documents"] == "24"
     assert crf_run.data.metrics["train_tokens"] > 0 and "dev_subtrack1_strict_f1" in crf_run.data.metrics
     assert 0 < crf_out["iterations"] <= 30 and crf_out["active_features"] > 0
+    # the registered pyfunc tags tokens on its own (its signature: note_text, token begins and exclusive ends)
+    import pandas as pd
+
+    pyfunc = mlflow.pyfunc.load_model("models:/deid-crf-es/1")
+    dev_text = (tmp_path / "corpora" / "dev" / "doc000.txt").read_text(encoding="utf-8")
+    dev_words = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", dev_text)]
+    tagged = pyfunc.predict(pd.DataFrame({"note_text": [dev_text], "begins": [[b for b, _ in dev_words]],
+                                          "ends": [[e for _, e in dev_words]]}))
+    assert len(tagged) == 1 and len(tagged[0]) == len(dev_words) and any(t != "O" for t in tagged[0])
     cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2, "combine": "spans+tokens", "crf": "champion"}
     ensemble, ref = load_model(cfg)
     assert ref == "deid-ner-es@1+2+3:2#spans+tokens,deid-crf-es@1" and ensemble.voters == 4

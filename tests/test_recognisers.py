@@ -252,7 +252,7 @@ def test_an_ensemble_names_its_versions_combination_and_a_non_majority_count():
     assert ref(5, 3, "spans+tokens") == "deid-ner-es@2+1+3+4+5#spans+tokens"
     assert ref(5, 2, "spans+tokens") == "deid-ner-es@2+1+3+4+5:2#spans+tokens"
     assert ref(3, 1, "tokens") == "deid-ner-es@2+1+3#tokens"       # the token vote counts nothing
-    # deid's CRF votes too: named after the NerDL versions, and counted in the majority (3 of 6)
+    # deid's CRF votes too: named after the NerDL versions, and counted in the majority (4 of 6)
     from clinlake.deid.crf import CrfMember
 
     members = tuple((None, f"deid-ner-es@{v}") for v in [2, 1, 3, 4, 5])

@@ -122,11 +122,13 @@ def log_and_register(path: Path, name: str) -> str:
     """Log the CRFsuite file as a pyfunc model of the active run and register it; returns the version."""
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import Array
 
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "note_text"), ColSpec("string", "begins"), ColSpec("string", "ends")]),
-        outputs=Schema([ColSpec("string", "tags")]))
+        inputs=Schema([ColSpec(DataType.string, "note_text"), ColSpec(Array(DataType.long), "begins"),
+                       ColSpec(Array(DataType.long), "ends")]),
+        outputs=Schema([ColSpec(Array(DataType.string), "tags")]))
     info = mlflow.pyfunc.log_model(
         "model", python_model=_pyfunc_class()(), artifacts={"crf": str(path)}, pip_requirements=PIP_REQUIREMENTS,
         signature=signature, registered_model_name=name,
