@@ -219,7 +219,6 @@ def load_registered(cfg: Any, alias: str | None = None) -> tuple[SuggesterIndex,
     from mlflow.exceptions import MlflowException
 
     from clinlake import tracking
-    from clinlake.errors import UserError
 
     s = settings(cfg)
     if not s["enabled"]:
@@ -234,8 +233,7 @@ def load_registered(cfg: Any, alias: str | None = None) -> tuple[SuggesterIndex,
         local = tracking.download_model(f"models:/{name}/{mv.version}")
         index = load(local / "artifacts" / "index")
     except Exception as exc:  # noqa: BLE001 - a registered model that cannot be read is a one-line user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model '{name}@{alias}' (version {mv.version}) cannot be loaded: {first}") from exc
+        raise tracking.load_failure(name, alias, mv.version, exc) from exc
     # serving settings (neighbours, power, top_n) come from the config; the vectorizer's from the index
     index.params.update({k: s[k] for k in ("neighbours", "power", "top_n")})
     return index, f"{name}@{mv.version}"

@@ -141,9 +141,14 @@ def load_model_version(name: str, alias: str, version: Any) -> tuple[Any, str]:
         check_spark_model_files(local)
         model = mlflow.spark.load_model(str(local))
     except Exception as exc:  # noqa: BLE001 - any failure to load a registered model is a one-line user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model '{name}@{alias}' (version {version.version}) cannot be loaded: {first}") from exc
+        raise load_failure(name, alias, version.version, exc) from exc
     return model, f"{name}@{version.version}"
+
+
+def load_failure(name: str, alias: str, version: Any, exc: BaseException) -> UserError:
+    """The one-line UserError for a registered model version that cannot be read (the exception's first line)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UserError(f"model '{name}@{alias}' (version {version}) cannot be loaded: {first}")
 
 
 def download_model(uri: str) -> Path:

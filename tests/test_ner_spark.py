@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from omegaconf import OmegaConf
 from pyspark.sql import functions as F
@@ -268,10 +266,10 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
 
     pyfunc = mlflow.pyfunc.load_model("models:/deid-crf-es/1")
     dev_text = (tmp_path / "corpora" / "dev" / "doc000.txt").read_text(encoding="utf-8")
-    dev_words = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", dev_text)]
-    tagged = pyfunc.predict(pd.DataFrame({"note_text": [dev_text], "begins": [[b for b, _ in dev_words]],
-                                          "ends": [[e for _, e in dev_words]]}))
-    assert len(tagged) == 1 and len(tagged[0]) == len(dev_words) and any(t != "O" for t in tagged[0])
+    dev_tokens = per_member[0]["doc000"]
+    tagged = pyfunc.predict(pd.DataFrame({"note_text": [dev_text], "begins": [[a.begin for a in dev_tokens]],
+                                          "ends": [[a.end + 1 for a in dev_tokens]]}))
+    assert len(tagged) == 1 and len(tagged[0]) == len(dev_tokens) and any(t != "O" for t in tagged[0])
     cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2, "combine": "spans+tokens", "crf": "champion"}
     ensemble, ref = load_model(cfg)
     assert ref == "deid-ner-es@1+2+3:2#spans+tokens,deid-crf-es@1" and ensemble.voters == 4

@@ -54,9 +54,9 @@ def token_features(text: str, begins: Sequence[int], ends: Sequence[int]) -> lis
             f["upper"] = 1.0
         if w.isdigit():
             f["digit"] = 1.0
-        if i == 0 or "\n" in text[ends[i - 1]:begins[i]]:
+        if line_start[i] == i:
             f["bol"] = 1.0
-        if i + 1 == n or "\n" in text[ends[i]:begins[i + 1]]:
+        if i + 1 == n or line_start[i + 1] == i + 1:
             f["eol"] = 1.0
         for d in (-3, -2, -1, 1, 2, 3):
             j = i + d
@@ -92,6 +92,11 @@ def tagger_for(model: bytes) -> Any:
         # CRFsuite reads the model in place, without a copy: the bytes must live as long as the tagger
         _TAGGERS[key] = (tagger, own)
     return _TAGGERS[key][0]
+
+
+def crf_tags(tagger: Any, text: str, begins: Sequence[int], ends: Sequence[int]) -> list[str]:
+    """The CRF's own Viterbi tags for one note's tokens ([] for none)."""
+    return list(tagger.tag(token_features(text, begins, ends))) if len(begins) else []
 
 
 def crf_log_probs(tagger: Any, text: str, begins: Sequence[int], ends: Sequence[int], tags: Sequence[str],

@@ -85,14 +85,14 @@ def fit(seqs: list[tuple[list, list[str]]], settings: DictConfig, path: Path) ->
 def predict_mentions(model: bytes, texts: dict[str, str],
                      tokens: dict[str, tuple[list[int], list[int]]]) -> dict[str, list[Mention]]:
     """doc_id -> the CRF's own chunks (its Viterbi tags read as BIO), for the dev scores of the CRF alone."""
-    from udfs.crf_tag import tagger_for, token_features
+    from udfs.crf_tag import crf_tags, tagger_for
     from udfs.tag_vote import bio_chunks
 
     tagger = tagger_for(model)
     out = {}
     for doc_id, text in texts.items():
         begins, ends = tokens.get(doc_id, ([], []))
-        tags = list(tagger.tag(token_features(text, begins, ends))) if begins else []
+        tags = crf_tags(tagger, text, begins, ends)
         chunks = bio_chunks(begins, ends, tags, [1.0] * len(tags))
         out[doc_id] = [Mention(c["label"], c["start"], c["end"]) for c in chunks]
     return out
@@ -109,10 +109,10 @@ def _pyfunc_class() -> Any:
             self.model = Path(context.artifacts["crf"]).read_bytes()
 
         def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
-            from udfs.crf_tag import tagger_for, token_features
+            from udfs.crf_tag import crf_tags, tagger_for
 
             tagger = tagger_for(self.model)
-            return [list(tagger.tag(token_features(t, list(b), list(e)))) if len(b) else []
+            return [crf_tags(tagger, t, list(b), list(e))
                     for t, b, e in zip(model_input["note_text"], model_input["begins"], model_input["ends"])]
 
     return CrfTagger
@@ -146,8 +146,7 @@ def load_member(cfg: DictConfig, name: str, alias: str) -> CrfMember:
             raise ValueError(f"no {MODEL_FILE} among the model's artifacts")
         model = found[0].read_bytes()
     except Exception as exc:  # noqa: BLE001 - any failure to load a registered model is a one-line user error
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model '{name}@{alias}' (version {version.version}) cannot be loaded: {first}") from exc
+        raise tracking.load_failure(name, alias, version.version, exc) from exc
     return CrfMember(model, f"{name}@{version.version}")
 
 
@@ -175,7 +174,8 @@ def train(spark: SparkSession, cfg: DictConfig) -> dict[str, Any]:
 
         t0 = time.time()
         seqs = sequences(train_split, tokenise(spark, text_model, train_split.texts))
-        log.info("CRF: %d training documents, %d tokens", len(seqs), sum(len(y) for _, y in seqs))
+        n_tokens = sum(len(y) for _, y in seqs)
+        log.info("CRF: %d training documents, %d tokens", len(seqs), n_tokens)
         path = Path(tmp) / MODEL_FILE
         stats = fit(seqs, settings, path)
         train_seconds = time.time() - t0
@@ -183,7 +183,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> dict[str, Any]:
         pred = predict_mentions(path.read_bytes(), dev.texts, tokenise(spark, text_model, dev.texts))
         dev_seconds = time.time() - t1
         metrics, table = dev_scores(str(deid.corpus), dev.gold, pred)
-        mlflow.log_metrics({**stats, "train_tokens": float(sum(len(y) for _, y in seqs)),
+        mlflow.log_metrics({**stats, "train_tokens": float(n_tokens),
                             "train_seconds": train_seconds, "dev_predict_seconds": dev_seconds})
         mlflow.log_metrics({f"dev_{k}": float(v) for k, v in metrics.items()})
         mlflow.log_metrics({f"dev_f1.{r['label']}": float(r["f1"]) for r in table})

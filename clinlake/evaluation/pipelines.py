@@ -169,10 +169,7 @@ def predict_meddocan(spark: Any, cfg: Any, notes_df: Any, model_alias: str) -> C
         if r["deid"]["deid_text"] is not None:
             texts[doc] = r["deid"]["deid_text"]
     versions = {"rules": deid.rules_system(cfg, policy)}
-    for part in (ref or "").split(","):   # a vote with a CRF: '<deid-ner-es ensemble>,deid-crf-es@<v>'
-        if part:
-            name, version = part.rsplit("@", 1)
-            versions[name] = version
+    versions.update(_versions(ref or ""))   # a vote with a CRF: '<deid-ner-es ensemble>,deid-crf-es@<v>'
     return Corpus(mentions=mentions, deid_texts=texts, replacements=replacements, model_versions=versions)
 
 
