@@ -271,9 +271,12 @@ def text_pieces(notes: DataFrame, keep: list[str], scale: Mapping[str, Any] | No
     return pieces
 
 
-def explode_piece_chunks(annotated: DataFrame, model: PipelineModel, keep: list[str]) -> DataFrame:
-    """One row per labelled chunk of annotated pieces (longest match per label), offsets moved by `chunk_offset`."""
-    spans = label_spans(model, annotated.columns)
+def explode_piece_chunks(annotated: DataFrame, model: PipelineModel | None, keep: list[str],
+                         spans: Column | None = None) -> DataFrame:
+    """One row per labelled chunk of annotated pieces (longest match per label), offsets moved by `chunk_offset`.
+
+    The chunks are the model's (label_spans), or `spans` (array<struct<label,s,e>>, piece offsets) when given."""
+    spans = label_spans(model, annotated.columns) if spans is None else spans
     if TEXT_COL in annotated.columns:   # whole words (see _snap); a frame without the text keeps the model's spans
         # a column of its own: _longest reads the array once per element, and must not re-cut the text each time
         annotated = annotated.withColumn("__spans", _snap(spans, F.col(TEXT_COL)))

@@ -11,10 +11,13 @@ Overlap policy (documented in docs/ner.md, tested in tests/test_recognisers.py):
 Voting (`vote:` on a recogniser entry): several versions of one registered model serve as one recogniser; a chunk is
 kept when at least `min_votes` of them give the very same label and span. The recogniser's `nlp_system` names every
 member version, `<name>@<v1>+<v2>+<v3>`, so a new version of any member re-runs the recogniser (docs/ner.md).
+`crf: <alias>` adds the recogniser's CRF (clinlake.crf.crf_name: `ner-morphology-crf-es`) as one more voter: it tags
+the first member's tokens and its chunks count like a version's (`<name>@<v1>+<v2>,<name-crf>@<v>`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -48,8 +51,9 @@ def majority(n_members: int) -> int:
     return n_members // 2 + 1
 
 
-def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
-    """name -> (the other members' aliases, min_votes) for every configured recogniser with a `vote:` entry.
+def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int, str]]:
+    """name -> (the other members' aliases, min_votes, the CRF voter's alias or "") for every configured recogniser
+    with a `vote:` entry.
 
     The NER recognisers vote on spans only: `combine: tokens` is served by deid.vote, so asking for it here is an
     error rather than a span vote the configuration did not ask for.
@@ -59,23 +63,23 @@ def voting(cfg: DictConfig) -> dict[str, tuple[list[str], int]]:
         if isinstance(e, str) or not e.get("vote"):
             continue
         where = f"extract.recognisers: {e['name']}'s vote"
-        if e["vote"].get("crf"):
-            raise UserError(f"{where}: crf is served for deid.vote only")
         if combine_of(e["vote"], where) != "spans":
             raise UserError(f"{where}: combine: {e['vote'].get('combine')} is served for deid.vote only; "
                             "the recognisers vote on spans")
-        out[str(e["name"])] = vote_of(e["vote"], where)
+        out[str(e["name"])] = (*vote_of(e["vote"], where), str(e["vote"].get("crf") or ""))
     return out
 
 
 def vote_of(vote: Any, where: str) -> tuple[list[str], int]:
-    """A `vote:` entry ({members: [aliases], min_votes}) -> (members, min_votes); `where` names it in errors."""
+    """A `vote:` entry ({members: [aliases], min_votes, crf}) -> (members, min_votes); `where` names it in errors.
+
+    One NerDL version and its CRF (`members: []`, `crf: <alias>`) is a vote of two."""
     members = [str(a) for a in (vote.get("members") or [])]
-    voters = len(members) + 1 + bool(vote.get("crf"))    # the served alias votes too, and deid's CRF
+    voters = len(members) + 1 + bool(vote.get("crf"))    # the served alias votes too, and a CRF
     min_votes = int(vote.get("min_votes", majority(voters)))
-    if not members or not 1 <= min_votes <= voters:
-        raise UserError(f"{where} needs members (other aliases) and 1 <= min_votes <= the voters ({voters}), "
-                        f"got {members} and {min_votes}")
+    if not (members or vote.get("crf")) or not 1 <= min_votes <= voters:
+        raise UserError(f"{where} needs members (other aliases) or a crf, and 1 <= min_votes <= the voters "
+                        f"({voters}), got {members} and {min_votes}")
     return members, min_votes
 
 
@@ -98,7 +102,7 @@ class Ensemble:
     min_votes: int
     combine: str = "spans"                 # "spans": exact span vote; "tokens": per-token distributions (deid);
     #                                        "spans+tokens": the exact vote, then the token vote where it left nothing
-    crf: Any = None                        # deid only: a clinlake.deid.crf.CrfMember voting with the NerDL versions
+    crf: Any = None                        # a clinlake.crf.CrfMember voting with the NerDL versions
 
     @property
     def voters(self) -> int:
@@ -118,17 +122,18 @@ class Ensemble:
 
 
 def load_ensemble(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int,
-                  combine: str = "spans") -> tuple[Ensemble, str]:
+                  combine: str = "spans", crf_voters: int = 0) -> tuple[Ensemble, str]:
     """`name@alias` and the member aliases, each distinct version loaded once -> (Ensemble, its ref).
 
-    The same version under two aliases votes once: when fewer distinct versions than `min_votes` remain, no chunk
-    could ever pass, so that is a UserError rather than an empty recogniser.
+    The same version under two aliases votes once: when fewer distinct versions (and `crf_voters`, the CRF the
+    caller adds) than `min_votes` remain, no chunk could ever pass, so that is a UserError rather than an empty
+    recogniser.
     """
     versions: dict[str, tuple[str, Any]] = {}
     for a in [alias, *members]:
         mv = tracking.resolve_alias(cfg, name, a)
         versions.setdefault(str(mv.version), (a, mv))
-    if len(versions) < min_votes:
+    if len(versions) + crf_voters < min_votes:
         raise UserError(f"{name}: the vote of {[alias, *members]} has {len(versions)} distinct versions "
                         f"({', '.join(versions)}), fewer than min_votes={min_votes}")
     # the versions resolved above, not the aliases again: a moving alias cannot change what the ref names
@@ -171,8 +176,20 @@ def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel 
     evaluation, and the members').
     """
     votes = voting(cfg)
-    return [load_ensemble(cfg, name, a, *votes[name]) if name in votes else tracking.load_spark_model(cfg, name, a)
+    return [load_vote(cfg, name, a, *votes[name]) if name in votes else tracking.load_spark_model(cfg, name, a)
             for name, a in with_alias(cfg, alias)]
+
+
+def load_vote(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int,
+              crf_alias: str = "") -> tuple[Ensemble, str]:
+    """load_ensemble, and the recogniser's CRF (clinlake.crf.crf_name) as one more voter when `crf_alias` is set."""
+    ens, ref = load_ensemble(cfg, name, alias, members, min_votes, crf_voters=int(bool(crf_alias)))
+    if not crf_alias:
+        return ens, ref
+    from clinlake.crf import crf_name, load_member
+
+    ens = dataclasses.replace(ens, crf=load_member(cfg, crf_name(name), crf_alias))
+    return ens, ens.ref
 
 
 def model_name(ref: str) -> str:
@@ -188,11 +205,42 @@ def recognise_chunks(notes: DataFrame, model: PipelineModel | Ensemble, ref: str
         pieces = recognise.text_pieces(notes, keep, scale)      # cut and sized once for every member
         parts = [recognise.explode_piece_chunks(m.transform(pieces), m, keep).withColumn("member", F.lit(i))
                  for i, (m, _) in enumerate(model.members)]
+        if model.crf is not None:
+            parts.append(crf_chunks(pieces, model, keep).withColumn("member", F.lit(len(parts))))
         chunks = reduce(DataFrame.unionByName, parts).transform(filter_votes, model.min_votes)
     else:
         chunks = recognise.chunks(model, notes, keep, scale)
     return chunks.withColumn("nlp_system", F.lit(ref)) \
         .withColumn("model_name", F.lit(model_name(ref)))
+
+
+def crf_chunks(pieces: DataFrame, model: Ensemble, keep: list[str]) -> DataFrame:
+    """The vote's CRF voter over text pieces: chunks as explode_piece_chunks gives a member's (whole words, longest)."""
+    return recognise.explode_piece_chunks(with_crf_spans(pieces, model), None, keep, spans=F.col(CRF_SPANS))
+
+
+CRF_SPANS = "__crf"
+
+
+def with_crf_spans(texts: DataFrame, model: Ensemble) -> DataFrame:
+    """texts (note_text) + CRF_SPANS: the vote's CRF chunks, array<struct<label,s,e>> (end exclusive).
+
+    The CRF tags the tokens of the first member's own text stages (its stages up to the Tokenizer, rerun here: a few
+    per cent of a NerDL pass), so it votes on the very tokens the versions tag, without running a NerDL model twice.
+    """
+    from udfs.crf_tag import crf_spans_udf
+
+    first = model.members[0][0]
+    cut = next((i for i, s in enumerate(first.stages) if type(s).__name__ == "TokenizerModel"), None)
+    if cut is None:
+        raise UserError(f"{model.members[0][1]} has no Tokenizer stage for its CRF voter to share")
+    tokens = PipelineModel(stages=first.stages[:cut + 1]).transform(texts)
+    # non-deterministic: the optimiser must not inline the column into each of its readers (one CRF pass each)
+    spans = crf_spans_udf(texts.sparkSession.sparkContext.broadcast(model.crf.model)).asNondeterministic()
+    tok = F.col(first.stages[cut].getOutputCol())
+    return tokens.withColumn(CRF_SPANS, spans(F.col(recognise.TEXT_COL), tok["begin"],
+                                             F.transform(tok["end"], lambda e: e + 1))) \
+        .drop(*[c for c in tokens.columns if c not in texts.columns])
 
 
 def filter_votes(chunks: DataFrame, min_votes: int, mean: Iterable[str] = ()) -> DataFrame:

@@ -46,9 +46,9 @@ def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
         if crf_alias and combine == "spans":
             raise UserError("deid.vote.crf votes per token: use combine: tokens or spans+tokens")
         ens, ref = recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"),
-                                             combine=combine)
+                                             combine=combine, crf_voters=int(bool(crf_alias)))
         if crf_alias:
-            from clinlake.deid.crf import load_member
+            from clinlake.crf import load_member
 
             crf_name = str(with_model_defaults(cfg).models.deid_crf.name)
             ens = dataclasses.replace(ens, crf=load_member(cfg, crf_name, crf_alias))

@@ -26,26 +26,43 @@ CHALLENGER = "challenger"
 
 
 def evaluate_alias(spark, cfg: DictConfig, spec, alias: str, out: Path) -> dict:
-    """The evaluation job's own run() over the dev split, models resolved by `alias`.
+    """The evaluation job's own run() over the dev split, models resolved by `alias` (see `served_with`)."""
+    from clinlake.evaluation import run as evaluation
 
-    A spec with `alias_key` (deid-crf-es: `deid.vote.crf`) writes the alias to that configuration key instead: the
-    model under evaluation is then one voter of the configured pipeline, the others served as configured.
+    cfg, model_alias = served_with(cfg, spec, alias)
+    ns = argparse.Namespace(task=str(spec.task), corpus=str(spec.corpus), data=path_of(cfg, spec.data),
+                            out=str(out), predictions=None, model_alias=model_alias)
+    return evaluation.run(spark, cfg, ns)
+
+
+def served_with(cfg: DictConfig, spec, alias: str) -> tuple[DictConfig, str | None]:
+    """(configuration, the evaluation's model alias) that serve `alias` of the model a promotion spec names.
+
+    A CRF voter is one voter of a configured vote, the others served as configured: a spec with `alias_key`
+    (deid-crf-es: `deid.vote.crf`) writes the alias to that key, one with `crf_of` (ner-morphology-crf-es:
+    ner-morphology-es) to the `vote.crf` of that recogniser's extract.recognisers entry. Any other model is served
+    by the evaluation's model alias.
     """
     import copy
 
     from omegaconf import OmegaConf
 
-    from clinlake.evaluation import run as evaluation
-
-    key = str(spec.get("alias_key") or "")
+    key, owner = str(spec.get("alias_key") or ""), str(spec.get("crf_of") or "")
+    if not key and not owner:
+        return cfg, alias
+    cfg = copy.deepcopy(cfg)
     if key:
-        cfg = copy.deepcopy(cfg)
         if OmegaConf.select(cfg, key.rsplit(".", 1)[0]) is None:
             raise UserError(f"promotion through {key} needs {key.rsplit('.', 1)[0]} configured (e.g. conf/full.yaml)")
         OmegaConf.update(cfg, key, alias)
-    ns = argparse.Namespace(task=str(spec.task), corpus=str(spec.corpus), data=path_of(cfg, spec.data),
-                            out=str(out), predictions=None, model_alias=None if key else alias)
-    return evaluation.run(spark, cfg, ns)
+        return cfg, None
+    entry = next((e for e in cfg.extract.get("recognisers") or []
+                  if not isinstance(e, str) and str(e.get("name")) == owner and e.get("vote")), None)
+    if entry is None:
+        raise UserError(f"promoting {owner}'s CRF voter needs {owner} served with a vote in extract.recognisers "
+                        "(e.g. conf/full.yaml)")
+    entry.vote.crf = alias
+    return cfg, None
 
 
 def run(spark, cfg: DictConfig, args: argparse.Namespace) -> dict:

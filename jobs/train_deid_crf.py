@@ -21,7 +21,7 @@ from clinlake.cli import base_parser, run_job  # noqa: E402
 
 def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
     """Train, score alone on dev, log and register."""
-    from clinlake.deid.crf import train
+    from clinlake.crf import train
 
     return train(spark, cfg)
 

@@ -1,4 +1,4 @@
-"""udfs.crf_tag and clinlake.deid.crf without Spark: features, marginals, training and tagging on tiny data."""
+"""udfs.crf_tag and clinlake.crf without Spark: features, marginals, training and tagging on tiny data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from clinlake.corpora.types import Corpus
-from clinlake.deid.crf import fit, predict_mentions, sequences
+from clinlake.crf import fit, predict_mentions, sequences
 from clinlake.ner.data import LabelledSplit
-from udfs.crf_tag import crf_log_probs, shape, tagger_for, token_features
+from udfs.crf_tag import crf_log_probs, crf_spans, shape, tagger_for, token_features
 from udfs.tag_vote import FLOOR
 
 NAMES = ["Juan", "Ana", "Luis", "Marta", "Pedro", "Rosa", "Carlos", "Elena"]
@@ -71,6 +71,14 @@ def test_a_trained_crf_finds_the_header_values_of_a_new_note(model):
     assert [(m.label, text[m.start:m.end]) for m in got["n"]] == [
         ("NOMBRE_SUJETO_ASISTENCIA", "Elena Ruiz"), ("FECHAS", "03/04/2021")]
     assert got["empty"] == []
+
+
+def test_a_recognisers_crf_voter_gives_its_chunks_with_exclusive_ends(model):
+    text = "Nombre: Elena Ruiz\nFecha: 03/04/2021\nRefiere tos.\n"
+    begins, ends = _tokens(text)
+    assert [(c["label"], text[c["s"]:c["e"]]) for c in crf_spans(tagger_for(model), text, begins, ends)] == [
+        ("NOMBRE_SUJETO_ASISTENCIA", "Elena Ruiz"), ("FECHAS", "03/04/2021")]
+    assert crf_spans(tagger_for(model), "", [], []) == []
 
 
 def test_marginals_in_the_votes_tag_order_with_the_floor_for_unknown_tags(model):

@@ -250,7 +250,7 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     # the exact vote (udfs.crf_tag), which the spans must equal when recomputed here note by note.
     import numpy as np
 
-    from clinlake.deid.crf import train as train_crf
+    from clinlake.crf import train as train_crf
     from udfs.crf_tag import crf_log_probs, tagger_for
     from udfs.tag_vote import FLOOR, decode_mean_log_probs
 

@@ -220,7 +220,7 @@ def test_filter_votes_keeps_chunks_enough_members_gave(spark):
 def test_vote_configuration(cfg):
     cfg.extract.recognisers = [{"name": "m", "alias": "champion", "vote": {"members": ["s2", "s3"]}},
                                {"name": "g", "alias": "champion"}]
-    assert recognisers.voting(cfg) == {"m": (["s2", "s3"], 2)}        # default: a strict majority of three
+    assert recognisers.voting(cfg) == {"m": (["s2", "s3"], 2, "")}        # default: a strict majority of three
     cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "min_votes": 3}}]
     with pytest.raises(UserError, match="min_votes"):
         recognisers.voting(cfg)
@@ -230,6 +230,8 @@ def test_vote_configuration(cfg):
     assert recognisers.vote_of({"members": ["s2", "s3", "s4"]}, "deid.vote") == (["s2", "s3", "s4"], 3)
     with pytest.raises(UserError, match="deid.vote needs members"):
         recognisers.vote_of({"members": ["s2"], "min_votes": 0}, "deid.vote")
+    # one version and its CRF are a vote of two: by default both must give a chunk
+    assert recognisers.vote_of({"members": [], "crf": "champion"}, "v") == ([], 2)
     assert recognisers.combine_of({"members": ["s2"]}, "deid.vote") == "spans"
     assert recognisers.combine_of({"members": ["s2"], "combine": "tokens"}, "deid.vote") == "tokens"
     with pytest.raises(UserError, match=r"deid.vote.combine must be one of spans, tokens, spans\+tokens, got .chars."):
@@ -237,8 +239,13 @@ def test_vote_configuration(cfg):
     cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "combine": "tokens"}}]
     with pytest.raises(UserError, match="served for deid.vote only"):
         recognisers.voting(cfg)
+    # a CRF voter on spans: its alias comes back, and it counts in the majority (2 of 3) and in the bound
     cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "crf": "champion"}}]
-    with pytest.raises(UserError, match="crf is served for deid.vote only"):
+    assert recognisers.voting(cfg) == {"m": (["s2"], 2, "champion")}
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "min_votes": 3, "crf": "champion"}}]
+    assert recognisers.voting(cfg) == {"m": (["s2"], 3, "champion")}
+    cfg.extract.recognisers = [{"name": "m", "vote": {"members": ["s2"], "min_votes": 3}}]
+    with pytest.raises(UserError, match=r"min_votes <= the voters \(2\)"):
         recognisers.voting(cfg)
 
 
@@ -253,7 +260,7 @@ def test_an_ensemble_names_its_versions_combination_and_a_non_majority_count():
     assert ref(5, 2, "spans+tokens") == "deid-ner-es@2+1+3+4+5:2#spans+tokens"
     assert ref(3, 1, "tokens") == "deid-ner-es@2+1+3#tokens"       # the token vote counts nothing
     # deid's CRF votes too: named after the NerDL versions, and counted in the majority (4 of 6)
-    from clinlake.deid.crf import CrfMember
+    from clinlake.crf import CrfMember
 
     members = tuple((None, f"deid-ner-es@{v}") for v in [2, 1, 3, 4, 5])
     crf = CrfMember(b"", "deid-crf-es@1")
@@ -303,4 +310,52 @@ def test_versions_of_one_recogniser_vote_as_one(spark, cfg, tmp_path, vocabulary
     MlflowClient().set_registered_model_alias("ner-morph-gaz", "s3", "1")   # s3 now names the champion's version
     cfg.extract.recognisers[0]["vote"]["min_votes"] = 3
     with pytest.raises(UserError, match="2 distinct versions"):
+        recognisers.load(cfg)
+    # The recogniser's CRF as a third voter (`crf: <alias>`, registered as <name>-crf): trained here on version 1's
+    # chunks of half the notes, it tags the first member's tokens; a chunk two of the three voters give is kept.
+    import mlflow
+
+    from omegaconf import OmegaConf
+    from pyspark.ml import PipelineModel
+
+    from clinlake.corpora.types import Corpus
+    from clinlake.crf import MODEL_FILE, fit, log_and_register, predict_mentions, sequences, tokenise
+    from clinlake.ner.data import LabelledSplit
+
+    first = ensemble.members[0][0]
+    cut = [type(s).__name__ for s in first.stages].index("TokenizerModel")
+    texts = {str(r["note_id"]): r["note_text"] for r in notes.collect()}
+    tokens = tokenise(spark, PipelineModel(stages=first.stages[:cut + 1]), texts)
+    v1 = recognisers.recognise_chunks(notes, first, "ner-morph-gaz@1").collect()
+    spans: dict = {k: [] for k in texts}
+    for r in v1:
+        spans[str(r["note_id"])].append((r["label"], r["offset_start"], r["offset_end"]))
+    half = sorted(texts)[: len(texts) // 2]
+    train = LabelledSplit({k: texts[k] for k in half}, {k: spans[k] for k in half}, Corpus(notes={}))
+    with mlflow.start_run():
+        fit(sequences(train, tokens), OmegaConf.create({"c1": 0.1, "c2": 0.01, "max_iterations": 30}),
+            tmp_path / MODEL_FILE)
+        crf_version = log_and_register(tmp_path / MODEL_FILE, "ner-morph-gaz-crf")
+    MlflowClient().set_registered_model_alias("ner-morph-gaz-crf", "champion", crf_version)
+    cfg.extract.recognisers = [{"name": "ner-morph-gaz", "alias": "champion",
+                                "vote": {"members": ["s2"], "min_votes": 2, "crf": "champion"}}]
+    [(ensemble, ref)] = recognisers.load(cfg)
+    assert ref == "ner-morph-gaz@1+2,ner-morph-gaz-crf@1" and ensemble.voters == 3
+    crf_said = predict_mentions((tmp_path / MODEL_FILE).read_bytes(), texts, tokens)
+    votes: dict = {}
+    for model, member in ensemble.members:
+        one = recognisers.recognise_chunks(notes, model, member).select(*recognisers.CHUNK_KEYS).distinct()
+        for r in one.collect():
+            votes[tuple(r)] = votes.get(tuple(r), 0) + 1
+    versions_alone = dict(votes)
+    for doc, found in crf_said.items():
+        for m in {(int(doc), m.label, m.start, m.end) for m in found}:
+            votes[m] = votes.get(m, 0) + 1
+    want = {k for k, n in votes.items() if n >= 2}
+    got = recognisers.recognise_chunks(notes, ensemble, ref)
+    assert {tuple(r) for r in got.select(*recognisers.CHUNK_KEYS).collect()} == want
+    # the CRF's vote decides some chunks: kept though only one version gave them
+    assert any(versions_alone.get(k) == 1 for k in want)
+    cfg.extract.recognisers[0]["vote"]["crf"] = "no-such-alias"
+    with pytest.raises(UserError, match="ner-morph-gaz-crf@no-such-alias"):
         recognisers.load(cfg)

@@ -1,4 +1,5 @@
-"""Executor-side CRF member of the de-identification vote: word-shape features -> CRFsuite tag marginals per token.
+"""Executor-side CRF voter: word-shape features -> CRFsuite tag marginals per token (the de-identification vote) or
+its own chunks (a NER recogniser's span vote, `crf_spans_udf`).
 
 A linear-chain CRF over hand-made features (the word, its shape, affixes, its neighbours, the line's first word)
 errs differently from the NerDL versions, which all share one architecture, one embedding table and one training
@@ -140,3 +141,32 @@ def crf_udf(model: Any, tags: Sequence[str], floor: float) -> Any:
         return pd.DataFrame({"lp": lps, "tag": owns})
 
     return _crf
+
+
+SPANS_TYPE = "array<struct<label:string,s:int,e:int>>"
+
+
+def crf_spans(tagger: Any, text: str, begins: Sequence[int], ends: Sequence[int]) -> list[dict[str, Any]]:
+    """One note's CRF chunks ({label, s, e}, end exclusive) from its Viterbi tags read as BIO."""
+    from udfs.tag_vote import bio_chunks
+
+    tags = crf_tags(tagger, text, begins, ends)
+    return [{"label": c["label"], "s": c["start"], "e": c["end"]}
+            for c in bio_chunks(begins, ends, tags, [1.0] * len(tags))]
+
+
+def crf_spans_udf(model: Any) -> Any:
+    """pandas_udf(text string, begins array<int>, ends array<int> [exclusive]) -> SPANS_TYPE: the CRF's own chunks,
+    a recogniser vote's CRF voter (clinlake.recognisers); a null text or null tokens give null.
+
+    `model` is a broadcast of the CRFsuite model bytes, read once per worker."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf(SPANS_TYPE)
+    def _spans(texts: pd.Series, begins: pd.Series, ends: pd.Series) -> pd.Series:
+        tagger = tagger_for(model.value)
+        return pd.Series([None if t is None or b is None or e is None
+                          else crf_spans(tagger, t, [int(x) for x in b], [int(x) for x in e])
+                          for t, b, e in zip(texts, begins, ends)])
+
+    return _spans

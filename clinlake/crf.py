@@ -1,9 +1,12 @@
-"""The CRF member of the de-identification vote: training on MEDDOCAN, MLflow logging, registration, loading.
+"""A CRF voter beside NerDL versions: training, MLflow logging, registration, loading (deid and NER recognisers).
 
-`jobs/train_deid_crf.py` trains a CRFsuite model (udfs.crf_tag's features, L-BFGS with L1 + L2) on the tokens the
-serving text stages give, scores it alone on dev with the evaluation job's metric code, logs it as an MLflow pyfunc
-model (the CRFsuite file as its artifact) and registers `deid-crf-es`; the first version becomes @champion.
-`deid.vote.crf: <alias>` serves it as one more voter (clinlake.deid.job.with_token_voted_spans).
+`jobs/train_deid_crf.py` (MEDDOCAN) and `jobs/train_ner_crf.py --model <recogniser>` train a CRFsuite model
+(udfs.crf_tag's features, L-BFGS with L1 + L2) on the tokens the serving text stages give, score it alone on dev with
+the evaluation job's metric code, log it as an MLflow pyfunc model (the CRFsuite file as its artifact) and register
+it: `deid-crf-es`, or the recogniser's name with `-crf` before its `-es` (`ner-morphology-crf-es`, `crf_name`); the
+first version becomes @champion. `deid.vote.crf: <alias>` serves it as one more voter per token
+(clinlake.deid.job.with_token_voted_spans), a recogniser's `vote: {crf: <alias>}` as one more voter on spans
+(clinlake.recognisers.recognise_chunks).
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def log_and_register(path: Path, name: str) -> str:
     info = mlflow.pyfunc.log_model(
         "model", python_model=_pyfunc_class()(), artifacts={"crf": str(path)}, pip_requirements=PIP_REQUIREMENTS,
         signature=signature, registered_model_name=name,
-        code_paths=[str(Path(__file__).resolve().parents[2] / "udfs")])
+        code_paths=[str(Path(__file__).resolve().parents[1] / "udfs")])
     return str(info.registered_model_version)
 
 
@@ -150,26 +153,40 @@ def load_member(cfg: DictConfig, name: str, alias: str) -> CrfMember:
     return CrfMember(model, f"{name}@{version.version}")
 
 
-def train(spark: SparkSession, cfg: DictConfig) -> dict[str, Any]:
-    """Train on models.deid's train split (train+dev with include_dev), score alone on dev, log, register."""
+def crf_name(name: str) -> str:
+    """A recogniser's CRF voter's registered name: 'ner-morphology-es' -> 'ner-morphology-crf-es'."""
+    return f"{name[:-3]}-crf-es" if name.endswith("-es") else f"{name}-crf"
+
+
+def train(spark: SparkSession, cfg: DictConfig, model: str | None = None) -> dict[str, Any]:
+    """Train on a recogniser's train split (models.deid's without `model`, else models.ner.models.<model>'s; train+dev
+    with include_dev), score alone on dev, log, register."""
     from clinlake.ner.lifecycle import _splits, _write_table
-    from clinlake.ner.settings import deid_settings, with_model_defaults
+    from clinlake.ner.settings import deid_settings, model_settings, with_model_defaults
     from clinlake.ner.tokens import fit_text_pipeline
     from clinlake.ner.training import dev_scores
     from udfs.crf_tag import FEATURES_VERSION
 
     cfg = with_model_defaults(cfg)
-    deid = deid_settings(cfg)
-    settings = cfg.models.deid_crf
+    if model is None:
+        data, settings, job = deid_settings(cfg), cfg.models.deid_crf, "train_deid_crf"
+        name = str(settings.name)
+    else:
+        data, settings, job = model_settings(cfg, model), cfg.models.ner_crf, "train_ner_crf"
+        if data.get("nested"):
+            raise UserError(f"the CRF voter learns the outer layer of the gold spans; {model} is a nested-layer "
+                            f"recogniser (nested: {data.nested})")
+        name = crf_name(str(data.name))
     include_dev = bool(settings.get("include_dev", False))
-    train_split, dev = _splits(cfg, deid, include_dev)
+    train_split, dev = _splits(cfg, data, include_dev)
     text_model = fit_text_pipeline(spark, cfg.models.text)
-    params = {"registered_name": settings.name, "corpus": deid.corpus, "train": deid.train, "dev": deid.dev,
+    params = {"registered_name": name, "corpus": data.corpus, "train": data.train, "dev": data.dev,
+              "extra_train": ",".join(map(str, data.get("extra_train") or [])), "recogniser": model or "deid",
               "include_dev": include_dev, "features": FEATURES_VERSION, "c1": settings.c1, "c2": settings.c2,
               "max_iterations": settings.max_iterations, "train_documents": len(train_split.texts),
               "dev_documents": len(dev.texts),
               **{f"text.{k}": v for k, v in dict(cfg.models.text).items()}}
-    with tracking.job_run(cfg, "train_deid_crf", params) as run, tempfile.TemporaryDirectory() as tmp:
+    with tracking.job_run(cfg, job, params) as run, tempfile.TemporaryDirectory() as tmp:
         import mlflow
 
         t0 = time.time()
@@ -182,7 +199,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> dict[str, Any]:
         t1 = time.time()
         pred = predict_mentions(path.read_bytes(), dev.texts, tokenise(spark, text_model, dev.texts))
         dev_seconds = time.time() - t1
-        metrics, table = dev_scores(str(deid.corpus), dev.gold, pred)
+        metrics, table = dev_scores(str(data.corpus), dev.gold, pred)
         mlflow.log_metrics({**stats, "train_tokens": float(n_tokens),
                             "train_seconds": train_seconds, "dev_predict_seconds": dev_seconds})
         mlflow.log_metrics({f"dev_{k}": float(v) for k, v in metrics.items()})
@@ -191,11 +208,11 @@ def train(spark: SparkSession, cfg: DictConfig) -> dict[str, Any]:
         (Path(tmp) / "dev_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         mlflow.log_artifact(str(Path(tmp) / "dev_per_label.csv"))
         mlflow.log_artifact(str(Path(tmp) / "dev_metrics.json"))
-        version = log_and_register(path, str(settings.name))
-        became = tracking.set_alias_if_absent(str(settings.name), str(settings.alias), version)
+        version = log_and_register(path, name)
+        became = tracking.set_alias_if_absent(name, str(settings.alias), version)
         mlflow.set_tag("registered_version", version)
         if include_dev:
             mlflow.set_tag("dev_metrics_note", "trained on train+dev: dev metrics are not a held-out estimate")
-        return {"model": str(settings.name), "version": version, "champion": became, "alias": str(settings.alias),
+        return {"model": name, "version": version, "champion": became, "alias": str(settings.alias),
                 "run_id": run.info.run_id, "train_seconds": round(train_seconds, 1), **stats,
                 "dev": {k: round(v, 4) for k, v in metrics.items()}}
