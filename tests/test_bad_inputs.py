@@ -215,6 +215,7 @@ def test_missing_text_or_id_column_is_a_one_line_error_before_any_write(spark, l
 REQUIRED = {  # the smallest argument set each job's parser accepts, so the config/paths are what fails
     "ingest_notes": ["--input", "x.json", "--format", "json"],
     "train_ner": ["--model", "gazetteer"],
+    "train_ner_crf": ["--model", "morphology"],
     "promote_model": ["--model", "m", "--version", "1"],
     "run_study": ["--study", "s.yaml", "--site-id", "a", "--out", "o"],
     "export_duckdb": ["--out", "o.duckdb"],
