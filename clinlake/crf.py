@@ -88,17 +88,12 @@ def fit(seqs: list[tuple[list, list[str]]], settings: DictConfig, path: Path) ->
 def predict_mentions(model: bytes, texts: dict[str, str],
                      tokens: dict[str, tuple[list[int], list[int]]]) -> dict[str, list[Mention]]:
     """doc_id -> the CRF's own chunks (its Viterbi tags read as BIO), for the dev scores of the CRF alone."""
-    from udfs.crf_tag import crf_tags, tagger_for
-    from udfs.tag_vote import bio_chunks
+    from udfs.crf_tag import crf_spans, tagger_for
 
     tagger = tagger_for(model)
-    out = {}
-    for doc_id, text in texts.items():
-        begins, ends = tokens.get(doc_id, ([], []))
-        tags = crf_tags(tagger, text, begins, ends)
-        chunks = bio_chunks(begins, ends, tags, [1.0] * len(tags))
-        out[doc_id] = [Mention(c["label"], c["start"], c["end"]) for c in chunks]
-    return out
+    return {doc_id: [Mention(c["label"], c["s"], c["e"])
+                     for c in crf_spans(tagger, text, *tokens.get(doc_id, ([], [])))]
+            for doc_id, text in texts.items()}
 
 
 def _pyfunc_class() -> Any:

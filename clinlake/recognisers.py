@@ -180,15 +180,16 @@ def load(cfg: DictConfig, alias: str | None = None) -> list[tuple[PipelineModel 
             for name, a in with_alias(cfg, alias)]
 
 
-def load_vote(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int,
-              crf_alias: str = "") -> tuple[Ensemble, str]:
-    """load_ensemble, and the recogniser's CRF (clinlake.crf.crf_name) as one more voter when `crf_alias` is set."""
-    ens, ref = load_ensemble(cfg, name, alias, members, min_votes, crf_voters=int(bool(crf_alias)))
+def load_vote(cfg: DictConfig, name: str, alias: str, members: list[str], min_votes: int, crf_alias: str = "",
+              combine: str = "spans", crf_model: str | None = None) -> tuple[Ensemble, str]:
+    """load_ensemble, and a CRF as one more voter when `crf_alias` is set: `crf_model@crf_alias`, by default the
+    recogniser's own CRF (clinlake.crf.crf_name; deid names deid-crf-es)."""
+    ens, ref = load_ensemble(cfg, name, alias, members, min_votes, combine, crf_voters=int(bool(crf_alias)))
     if not crf_alias:
         return ens, ref
     from clinlake.crf import crf_name, load_member
 
-    ens = dataclasses.replace(ens, crf=load_member(cfg, crf_name(name), crf_alias))
+    ens = dataclasses.replace(ens, crf=load_member(cfg, crf_model or crf_name(name), crf_alias))
     return ens, ens.ref
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -45,15 +44,8 @@ def load_model(cfg: DictConfig) -> tuple[object | None, str | None]:
         crf_alias = str(vote.get("crf") or "")
         if crf_alias and combine == "spans":
             raise UserError("deid.vote.crf votes per token: use combine: tokens or spans+tokens")
-        ens, ref = recognisers.load_ensemble(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"),
-                                             combine=combine, crf_voters=int(bool(crf_alias)))
-        if crf_alias:
-            from clinlake.crf import load_member
-
-            crf_name = str(with_model_defaults(cfg).models.deid_crf.name)
-            ens = dataclasses.replace(ens, crf=load_member(cfg, crf_name, crf_alias))
-            ref = ens.ref
-        return ens, ref
+        return recognisers.load_vote(cfg, name, alias, *recognisers.vote_of(vote, "deid.vote"), crf_alias,
+                                     combine=combine, crf_model=str(with_model_defaults(cfg).models.deid_crf.name))
     return tracking.load_spark_model(cfg, name, alias)
 
 
