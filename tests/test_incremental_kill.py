@@ -1,6 +1,6 @@
 """Restartability: a job SIGKILLed mid-run and rerun ends with no duplicate and no lost row, as a clean run does.
 
-150 synthetic notes (CLINLAKE_KILL_TEST_NOTES) are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
+60 synthetic notes (CLINLAKE_KILL_TEST_NOTES) are ingested into a temp lake; `jobs/deidentify_notes.py` runs as a subprocess
 in its own process group and is killed (whole group: Python driver, JVM, Python workers) at a chosen point:
   - `during_compute`: the de-identification UDF is running (a Python worker exists), nothing committed yet;
   - `between_tables`: phi_span has committed, note_deid (the "done" marker, written last) not yet.
@@ -30,7 +30,7 @@ import pytest
 from pyspark.sql import functions as F
 
 ROOT = Path(__file__).resolve().parent.parent
-N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "150"))
+N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "60"))
 pytestmark = pytest.mark.slow
 
 
