@@ -160,9 +160,8 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     # own Word2Vec stage included, so one vote may mix embeddings (docs/ner.md "... a member on other embeddings").
     cfg.models.embeddings.seed, cfg.models.embeddings.alias = 7, "seed7"
     assert train_embeddings(spark, cfg)["version"] == "2"
-    for version, seed, embeddings in (("2", 7, "1"), ("3", 13, "2")):
-        cfg.models.ner.defaults.seed = seed
-        cfg.models.ner.embeddings_alias = "champion" if embeddings == "1" else "seed7"
+    for version, seed, embeddings_alias, embeddings in (("2", 7, "champion", "1"), ("3", 13, "seed7", "2")):
+        cfg.models.ner.defaults.seed, cfg.models.ner.embeddings_alias = seed, embeddings_alias
         member = train_recogniser(spark, cfg, "deid")
         assert member["version"] == version and member["embeddings"] == f"embeddings-clinical-es@{embeddings}"
         MlflowClient().set_registered_model_alias("deid-ner-es", f"seed{seed}", version)
