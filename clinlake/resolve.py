@@ -10,6 +10,7 @@ See docs/resolution.md.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -31,10 +32,14 @@ INDEX_PARTS = ("terms", "postings", "grams")
 # Optional part: phrase_key, label, annotated, occurrences of the training texts (models.recogniser.precision),
 # snapshotted with the index so a version serves the counts it was trained with; older versions have none.
 PHRASES = "phrases"
+# Optional part: the pickled ICD-O-3 code classifier for tumour mentions the index lacks (udfs.icdo_classify), one
+# row, pinned by its version like the others; versions trained before it have none and serve the n-gram neighbours.
+CLASSIFIER = "icdo_classifier"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
                             "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True,
+                            "icdo_classifier": True, "icdo_classifier_c": 3.0,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 
@@ -58,6 +63,7 @@ class Resolver:
     exact_index: DataFrame | None = None
     params: dict[str, Any] = field(default_factory=dict)
     phrases: DataFrame | None = None
+    icdo_classifier: bytes | None = None
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -123,6 +129,34 @@ def save_phrases(spark: SparkSession, cfg: DictConfig, root: str) -> int | None:
     return int(delta.version(spark, path))
 
 
+def save_icdo_classifier(spark: SparkSession, gazetteer: DataFrame, label_vocabularies: Mapping[str, str],
+                         root: str, c: float) -> tuple[int | None, dict[str, float]]:
+    """Fit the ICD-O-3 code classifier on the gazetteer's annotated tumour mentions, saved as <root>/icdo_classifier
+    (one row: the pickled model); its Delta version and metrics, or (None, {}) when there is nothing to learn."""
+    from clinlake import delta
+    from clinlake.vocab.normalize import normalize
+    from udfs import icdo_classify
+
+    labels = [label for label, vocab in label_vocabularies.items() if vocab == icdo.ICDO_VOCABULARY]
+    # the annotated mentions of the tumour labels: thousands of rows (9,056 annotations in CANTEMIST train + dev2)
+    rows = gazetteer.filter(F.col("label").isin(*labels) & (F.col("vocabulary_id") == icdo.ICDO_VOCABULARY)) \
+        .groupBy("mention", "concept_code").agg(F.sum("count").alias("n")).collect() if labels else []
+    examples = [(normalize(r["mention"]), str(r["concept_code"]), float(r["n"])) for r in rows]
+    examples = [e for e in examples if e[0] and re.match(icdo.CODE, e[1], re.IGNORECASE)]
+    if len({icdo_classify.split_code(code)[0] for _, code, _ in examples}) < 2:
+        return None, {}
+    t0 = time.time()
+    model = icdo_classify.fit([m for m, _, _ in examples], [code for _, code, _ in examples],
+                              [n for _, _, n in examples], c)
+    path = f"{root.rstrip('/')}/{CLASSIFIER}"
+    spark.createDataFrame([(bytearray(model), icdo_classify.FEATURES_VERSION, len(examples))],
+                          "model binary, features string, examples int") \
+        .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    return int(delta.version(spark, path)), {"icdo_classifier_examples": float(len(examples)),
+                                             "icdo_classifier_fit_s": round(time.time() - t0, 1),
+                                             "icdo_classifier_mb": round(len(model) / 1e6, 2)}
+
+
 def with_phrase_precision(chunks: DataFrame, phrases: DataFrame | None) -> DataFrame:
     """phrase_precision = min(1, (annotated + 1) / (occurrences + 2)) of the mention's phrase in the training texts:
     how often annotators coded it where it occurs (Laplace-smoothed); null for a phrase never counted or no counts."""
@@ -158,6 +192,11 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     if phrases_v is not None:
         versions[PHRASES] = phrases_v
     index_s = time.time() - t0
+    clf_metrics: dict[str, float] = {}
+    if s["icdo_classifier"]:
+        clf_v, clf_metrics = save_icdo_classifier(spark, vocab["gazetteer"], lv, root, float(s["icdo_classifier_c"]))
+        if clf_v is not None:
+            versions[CLASSIFIER] = clf_v
     parts = read_index(spark, root, {p: versions[p] for p in INDEX_PARTS})
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
@@ -165,7 +204,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     model = rk.fit(examples, float(s["reg_param"]))
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
                **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},
-               **loo_metrics(rk.with_probability(examples, model))}
+               **loo_metrics(rk.with_probability(examples, model)), **clf_metrics}
     examples.unpersist()
     return model, versions, metrics
 
@@ -223,7 +262,12 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     if f"index_version_{PHRASES}" in tags:   # versions trained before the counts were snapshotted have none
         phrases = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{PHRASES}"])) \
             .load(f"{root.rstrip('/')}/{PHRASES}")
-    return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, **parts), ref
+    classifier = None
+    if f"index_version_{CLASSIFIER}" in tags:   # one small row: the model's bytes, broadcast when serving
+        row = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{CLASSIFIER}"])) \
+            .load(f"{root.rstrip('/')}/{CLASSIFIER}").select("model").first()
+        classifier = bytes(row["model"]) if row is not None else None
+    return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier, **parts), ref
 
 
 def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:
@@ -262,7 +306,12 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
     if resolver.params.get("icdo_axes", DEFAULTS["icdo_axes"]):
         # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)
         specific = resolver.params.get("icdo_specific_histology", DEFAULTS["icdo_specific_histology"])
-        best = icdo.with_composed_codes(best, resolver.terms, bool(specific))
+        classify = None
+        if resolver.icdo_classifier is not None and resolver.params.get("icdo_classifier", True):
+            from udfs.icdo_classify import classify_udf
+
+            classify = classify_udf(keyed.sparkSession.sparkContext.broadcast(resolver.icdo_classifier))
+        best = icdo.with_composed_codes(best, resolver.terms, bool(specific), classify)
     min_score = float(resolver.params.get("min_score", 0.0) or 0.0)
     out = keyed.join(best, ["label", "mention_norm"], "left")
     if min_score > 0:

@@ -120,6 +120,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         "label_vocabularies": str(to_dict(cfg)["extract"]["label_vocabularies"]),
         # serving-time settings that change the codes a resolver version gives (docs/resolution.md)
         **{k: resolver.params.get(k) for k in ("icdo_axes", "icdo_specific_histology", "min_score")},
+        # whether this resolver version's ICD-O-3 classifier served (a version trained before it has none)
+        "icdo_classifier": resolver.icdo_classifier is not None and bool(resolver.params.get("icdo_classifier", True)),
     }) as mrun:
         import mlflow
 

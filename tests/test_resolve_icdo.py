@@ -102,3 +102,29 @@ def test_a_graded_code_missing_from_the_vocabulary_takes_its_histology_behaviour
     assert got == {"metástasis de adenocarcinoma grado II": ("8140/62", 7),   # the code stays, the concept is 8140/6
                    "metástasis de adenocarcinoma": ("8140/6", 7),
                    "adenocarcinoma mucinoso": ("8480/3", 0)}                   # no concept for 8480/3 at all: 0
+
+
+def test_a_classifier_codes_the_unseen_tumour_mentions_before_their_cues(spark):
+    from udfs import icdo_classify
+
+    train = [("carcinoma lobulillar", "8520/3"), ("carcinoma sólido", "8230/3"), ("metástasis", "8000/6"),
+             ("carcinoma", "8010/3"), ("carcinoma indiferenciado", "8020/3")]
+    blob = icdo_classify.fit([normalize(m) for m, _ in train], [c for _, c in train], [1.0] * len(train), 3.0)
+    classify = icdo_classify.classify_udf(spark.sparkContext.broadcast(blob))
+    # the nearest neighbour gave "carcinoma sólido" (8230, not NOS: nothing would replace it); "lobulillar" decides
+    rows = BEST + [("MORFOLOGIA_NEOPLASIA", "carcinoma lobulillar infiltrante", "ICDO3", "8230/3")]
+    best = spark.createDataFrame([(lab, normalize(m), v, c, 0.5) for lab, m, v, c in rows],
+                                 "label string, mention_norm string, vocabulary_id string, concept_code string, "
+                                 "score double")
+    got = icdo.with_composed_codes(best, _terms(spark), True, classify)
+    model = icdo_classify.model_for(blob)
+    # unseen ICD-O-3 mentions with a code: the classifier's code, then the mention's own behaviour and grade; known
+    # mentions, other vocabularies and mentions without a code pass unchanged
+    unseen = {normalize(m) for lab, m, v, c in rows if v == "ICDO3" and c and m != "carcinoma indiferenciado"}
+    expected = [icdo.compose(icdo_classify.predict_codes(model, [normalize(m)])[0], normalize(m))
+                if normalize(m) in unseen and v == "ICDO3" else c for lab, m, v, c in rows]
+    assert expected[2] == "8230/33"   # "carcinoma sólido pobremente diferenciado": the classifier's 8230, grade cued
+    assert expected[-1] == "8520/3"
+    want = spark.createDataFrame([(lab, normalize(m), v, e, 0.5) for (lab, m, v, _), e in zip(rows, expected)],
+                                 best.schema)
+    assertDataFrameEqual(got.select(*best.columns), want)

@@ -167,10 +167,20 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch):
     res, ref = resolve.load_resolver(spark, cfg)
     assert ref == "resolver-es@1" and res.ranker is not None
     chunks = spark.createDataFrame([(1, "MORFOLOGIA_NEOPLASIA", "melanoma maligno"),
+                                    (1, "MORFOLOGIA_NEOPLASIA", "adenocarcinoma ductal metastásico"),
                                     (1, "DIAGNOSTICO", "neumonía")], "note_id long, label string, lexical_variant string")
     out = {r["lexical_variant"]: r for r in resolve.with_codes(
         chunks, res, vocab["concept"], vocab["concept_relationship"], LV).collect()}
     assert out["melanoma maligno"]["concept_code"] == "8720/3" and out["melanoma maligno"]["note_nlp_source_concept_id"] == 5
+    # the version's ICD-O-3 classifier (the four tumour mention/code pairs) codes the unseen tumour mention
+    from clinlake.resolver.icdo import compose
+    from clinlake.vocab.normalize import normalize
+    from udfs.icdo_classify import model_for, predict_codes
+
+    assert summary["index_versions"]["icdo_classifier"] >= 0 and summary["icdo_classifier_examples"] == 4
+    unseen = normalize("adenocarcinoma ductal metastásico")
+    assert out["adenocarcinoma ductal metastásico"]["concept_code"] == compose(
+        predict_codes(model_for(res.icdo_classifier), [unseen])[0], unseen)
     assert 0 < out["neumonía"]["score"] <= 1 and out["neumonía"]["icd9cm_codes"] == ["486"]
     cands = out["neumonía"]["candidates"]
     assert cands[0]["concept_code"] == "J18.9" and [c["rank"] for c in cands] == list(range(1, len(cands) + 1))

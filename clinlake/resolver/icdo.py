@@ -25,6 +25,7 @@ coder would choose (specific_subterms). The longest such term wins, then the mos
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -127,10 +128,12 @@ def specific_subterms(mentions: DataFrame, terms: DataFrame) -> DataFrame:
         .select("label", "mention_norm", "sub_histology")
 
 
-def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: bool = True) -> DataFrame:
-    """Per (label, mention_norm) best codes: ICD-O-3 codes of mentions that are no indexed term take the histology
-    of a more specific term inside them when theirs is NOS, then the mention's cued behaviour and grade
-    (compose_col); everything else is returned unchanged."""
+def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: bool = True,
+                        classify: Callable[[Column], Column] | None = None) -> DataFrame:
+    """Per (label, mention_norm) best codes: ICD-O-3 codes of mentions that are no indexed term take the code of the
+    resolver's classifier when it has one (`classify`, udfs.icdo_classify), else the histology of a more specific
+    term inside them when theirs is NOS; then the mention's cued behaviour and grade (compose_col). Everything else is
+    returned unchanged."""
     keys = ["label", "mention_norm"]
     # only ICD-O-3 rows can change, so only ICD-O-3 terms need looking up (not the ICD-10 synonyms)
     known = ix.indexed_mentions(terms.filter(F.col("vocabulary_id") == ICDO_VOCABULARY)) \
@@ -139,11 +142,18 @@ def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: b
                                                         & F.col("_known").isNull()
                                                         & F.col("concept_code").rlike("(?i)" + CODE))
     code = F.col("concept_code")
-    if specific_histology:
+    if classify is not None:
+        # predicted for the unseen tumour mentions only (a pandas UDF in a CASE would run on every row)
+        unseen = flagged.filter("_unseen").select(*keys).distinct() \
+            .withColumn("_classified", classify(F.col("mention_norm")))
+        flagged = flagged.join(unseen, keys, "left")
+        code = F.coalesce(F.col("_classified"), code)
+    elif specific_histology:
         nos = flagged.filter(F.col("_unseen") & F.substring("concept_code", 1, 4).isin(*NOS_HISTOLOGIES)) \
             .select(*keys)
         flagged = flagged.join(specific_subterms(nos, terms), keys, "left")
         code = F.coalesce(F.when(F.col("sub_histology").isNotNull(),
                                  F.concat("sub_histology", F.substring("concept_code", 5, 100))), code)
     return flagged.withColumn("concept_code", F.when(F.col("_unseen"), compose_col(code, F.col("mention_norm")))
-                              .otherwise(F.col("concept_code"))).drop("_known", "_unseen", "sub_histology")
+                              .otherwise(F.col("concept_code"))) \
+        .drop("_known", "_unseen", "sub_histology", "_classified")

@@ -1,0 +1,46 @@
+"""The ICD-O-3 code classifier for unseen tumour mentions (udfs/icdo_classify.py): plain functions, no Spark."""
+
+from __future__ import annotations
+
+from clinlake.vocab.normalize import normalize
+from udfs import icdo_classify as ic
+
+TRAIN = [  # mention, code, annotations
+    ("carcinoma escamoso", "8070/3", 6), ("carcinoma epidermoide", "8070/3", 4),
+    ("carcinoma escamoso de cérvix", "8070/3", 2), ("adenocarcinoma de pulmón", "8140/3", 5),
+    ("adenocarcinoma", "8140/3", 9), ("adenocarcinoma de colon", "8140/3", 3),
+    ("carcinoma de pulmón", "8010/3", 2), ("metástasis", "8000/6", 8),
+    ("metástasis óseas", "8000/6", 4), ("adenocarcinoma metastásico", "8140/6", 2),
+]
+
+
+def _model(rows=TRAIN):
+    return ic.model_for(ic.fit([normalize(m) for m, _, _ in rows], [c for _, c, _ in rows],
+                               [n for _, _, n in rows], 3.0))
+
+
+def test_split_code_keeps_grade_and_flag_in_the_rest():
+    assert ic.split_code("8140/32") == ("8140", "32")
+    assert ic.split_code("8000/6/H") == ("8000", "6/H")
+    assert ic.split_code("8000") == ("8000", "")
+
+
+def test_the_deciding_word_names_the_histology_of_an_unseen_mention():
+    # "carcinoma escamoso de pulmón" shares most of its grams with "carcinoma de pulmón" (8010) and "adenocarcinoma
+    # de pulmón" (8140); "escamoso" is what decides
+    got = ic.predict_codes(_model(), [normalize("carcinoma escamoso de pulmón"), normalize("metástasis hepáticas"),
+                                      None, ""])
+    assert got == ["8070/3", "8000/6", None, None]
+
+
+def test_one_behaviour_for_every_example_is_kept_as_a_constant():
+    rows = [r for r in TRAIN if r[1].endswith("/3")]
+    model = _model(rows)
+    assert model["rest"] == "3"
+    assert ic.predict_codes(model, [normalize("adenocarcinoma de recto")]) == ["8140/3"]
+
+
+def test_the_model_is_read_once_per_worker_and_names_its_features():
+    blob = ic.fit(["carcinoma escamoso", "adenocarcinoma"], ["8070/3", "8140/3"], [1, 1], 1.0)
+    assert ic.model_for(blob) is ic.model_for(bytes(blob))
+    assert ic.model_for(blob)["features"] == ic.FEATURES_VERSION
