@@ -19,7 +19,8 @@ words), see clinlake.vocab.normalize.
 Histology: when the ranked code of an unseen mention is a "not otherwise specified" one (8000 neoplasm, 8001
 tumour cells, 8010 carcinoma) and the mention contains a known, more specific term ("metástasis orbitaria por
 carcinoma lobulillar" contains "carcinoma lobulillar", 8520/3), that term's histology is the more specific code a
-coder would choose (specific_subterms). The longest such term wins, then the most annotated.
+coder would choose (specific_subterms). The longest such term wins, then the most annotated. A resolver version
+with an ICD-O-3 classifier (udfs/icdo_classify.py) codes its unseen mentions with that instead, before the cues.
 """
 
 from __future__ import annotations
