@@ -263,11 +263,27 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
         phrases = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{PHRASES}"])) \
             .load(f"{root.rstrip('/')}/{PHRASES}")
     classifier = None
-    if f"index_version_{CLASSIFIER}" in tags:   # one small row: the model's bytes, broadcast when serving
-        row = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{CLASSIFIER}"])) \
-            .load(f"{root.rstrip('/')}/{CLASSIFIER}").select("model").first()
-        classifier = bytes(row["model"]) if row is not None else None
+    # one small row: the model's bytes, broadcast when serving; not read when the setting turns it off
+    if s.get("icdo_classifier", True) and f"index_version_{CLASSIFIER}" in tags:
+        classifier = _read_icdo_classifier(spark, f"{root.rstrip('/')}/{CLASSIFIER}",
+                                           int(tags[f"index_version_{CLASSIFIER}"]), ref)
     return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier, **parts), ref
+
+
+def _read_icdo_classifier(spark: SparkSession, path: str, version: int, ref: str) -> bytes | None:
+    """The pinned classifier's bytes, or None (with a warning) when this code computes other features than it was
+    fitted on: its SVM weights would then be applied to the wrong columns and code every mention wrongly."""
+    from udfs.icdo_classify import FEATURES_VERSION
+
+    row = spark.read.format("delta").option("versionAsOf", version).load(path).select("model", "features").first()
+    if row is None:
+        return None
+    if row["features"] != FEATURES_VERSION:
+        log.warning("%s: its ICD-O-3 classifier was fitted on features %r, this code computes %r: served without "
+                    "it (unseen tumour mentions take their nearest terms' codes); retrain the resolver",
+                    ref, row["features"], FEATURES_VERSION)
+        return None
+    return bytes(row["model"])
 
 
 def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:

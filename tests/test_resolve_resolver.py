@@ -153,7 +153,7 @@ def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
     assert out["algo raro"]["vocabulary_id"] == "ICD10CM" and out["algo raro"]["note_nlp_source_concept_id"] == 0
 
 
-def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch):
+def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplog):
     from clinlake.config import lake_path
     from jobs import train_resolver
 
@@ -201,3 +201,25 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch):
     again, ref1 = resolve.load_resolver(spark, cfg)
     assert ref1 == "resolver-es@1"
     assert again.terms.filter(F.col("term_norm") == "fiebre").count() == 1
+    assert again.icdo_classifier == res.icdo_classifier
+    # the setting off: the version's classifier is not even read
+    from omegaconf import OmegaConf
+
+    off = OmegaConf.merge(cfg, {"resolver": {"icdo_classifier": False}})
+    assert resolve.load_resolver(spark, off)[0].icdo_classifier is None
+    # a classifier fitted on other features than this code computes is not served: its weights would misread them
+    import logging
+
+    from mlflow import MlflowClient
+
+    from clinlake import delta
+
+    client = MlflowClient()
+    path = f"{client.get_model_version('resolver-es', '1').tags['index_path']}/icdo_classifier"
+    spark.createDataFrame([(bytearray(res.icdo_classifier), "words-0", 4)],
+                          "model binary, features string, examples int") \
+        .write.format("delta").mode("overwrite").save(path)
+    client.set_model_version_tag("resolver-es", "1", "index_version_icdo_classifier", str(delta.version(spark, path)))
+    with caplog.at_level(logging.WARNING, logger="clinlake.resolve"):
+        stale, _ = resolve.load_resolver(spark, cfg)
+    assert stale.icdo_classifier is None and "fitted on features 'words-0'" in caplog.text
