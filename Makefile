@@ -17,9 +17,13 @@ demo: setup
 # test (each 10-30 min here; `make test-cluster`, `make test-all`).
 # Two xdist workers, a whole test file each (module fixtures built once): the many job subprocesses and JVM
 # start-ups overlap; the longest files go first (tests/conftest.py LONGEST_FIRST, --no-loadscope-reorder).
-# Three workers were slower on 2 cores. Timings and where the time goes: docs/hardening.md "Suite time".
+# Three workers were slower on 2 cores, so one worker per core, and no fewer than two; at most one per 8 GB of memory
+# (a worker's JVM has a 4 GB driver and its tests start job subprocesses). PYTEST_WORKERS=n overrides.
+# Timings and where the time goes: docs/hardening.md "Suite time".
+PYTEST_WORKERS ?= $(shell python3 -c "import os; mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30; \
+	print(max(2, min(len(os.sched_getaffinity(0)), int(mem // 8))))" 2>/dev/null || echo 2)
 test: setup
-	@$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
 
 test-cluster: setup
 	@$(PY) -m pytest -m cluster $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ ingest_notes -> build_vocabulary -> train_ner (gazetteer) and train_suggester (e
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--env", default="local")
     parser.add_argument("--lake", default=None)
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--summary-json", default=None,
+                        help="also write each job's summary (the dicts their run() returns) to this JSON file")
     opts = parser.parse_args()
     started = time.time()
     from pyspark.sql import functions as F
@@ -58,23 +61,25 @@ def main() -> None:
         ns = argparse.Namespace
         ing = stage("ingest_notes", ingest_notes.run, spark, cfg,
                     ns(input=str(ROOT / "sample" / "notes" / "notes.jsonl"), format="json"))
-        stage("build_vocabulary", build_vocabulary.run, spark, cfg, ns())
+        summaries = {"ingest": ing, "vocab": stage("build_vocabulary", build_vocabulary.run, spark, cfg, ns())}
         mcfg = cfg.models.recogniser
         tracking.configure(cfg)
         try:
             tracking.resolve_alias(cfg, str(mcfg.name), str(mcfg.alias))
             print(f"\n=== train_ner: {mcfg.name}@{mcfg.alias} already registered, not retrained ===")
         except UserError:
-            stage("train_ner (gazetteer)", train_ner.run, spark, cfg, ns(model="gazetteer"))
+            summaries["train"] = stage("train_ner (gazetteer)", train_ner.run, spark, cfg, ns(model="gazetteer"))
         scfg = suggest.settings(cfg)
         if scfg["enabled"]:
             try:
                 tracking.resolve_alias(cfg, str(scfg["name"]), str(scfg["alias"]))
                 print(f"\n=== train_suggester: {scfg['name']}@{scfg['alias']} already registered, not retrained ===")
             except UserError:
-                stage("train_suggester", train_suggester.run, spark, cfg, ns())
-        stage("deidentify_notes", deidentify_notes.run, spark, cfg, ns())
-        ext = stage("extract_concepts", extract_concepts.run, spark, cfg, ns(model_alias=None))
+                summaries["suggester"] = stage("train_suggester", train_suggester.run, spark, cfg, ns())
+        summaries["deid"] = stage("deidentify_notes", deidentify_notes.run, spark, cfg, ns())
+        ext = summaries["extract"] = stage("extract_concepts", extract_concepts.run, spark, cfg, ns(model_alias=None))
+        if opts.summary_json:   # for callers that assert on the run (tests/test_demo_chain.py), not for people
+            Path(opts.summary_json).write_text(json.dumps(summaries, default=str, indent=1), encoding="utf-8")
     except UserError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         sys.exit(2)

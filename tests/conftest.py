@@ -104,9 +104,19 @@ def vocabulary(spark, tmp_path_factory):
 # xdist sorts files by their number of tests unless told not to (`--no-loadscope-reorder` in the Makefile), which
 # left the few-test, 8-minute privacy file to run alone at the end; started first, the long files overlap instead
 # (45.7 -> 44.1 min for the whole suite with evaluations sharing the cores, one run each: within noise).
-LONGEST_FIRST = ("test_privacy.py", "test_bad_inputs.py", "test_incremental_kill.py", "test_recognisers.py",
-                 "test_review_loop.py", "test_resolve_resolver.py", "test_pipeline_integration.py",
+LONGEST_FIRST = ("test_demo_chain.py", "test_bad_inputs.py", "test_incremental_kill.py", "test_recognisers.py",
+                 "test_review_loop.py", "test_resolve_resolver.py",
                  "test_catalog.py", "test_notebooks.py", "test_mlflow_server.py", "test_study_spark.py", "test_sql.py")
+
+
+def pytest_report_header(config) -> str:
+    """The machine in the run's header: CI's runs differ by up to 3x in time, and the log then says why."""
+    import platform
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return f"machine: {len(os.sched_getaffinity(0))} usable cores, {mem:.0f} GiB memory, {cpu or 'cpu unknown'}"
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd  # module level: pandas_udf resolves the string type hints in these globals
 
-FEATURES_VERSION = "words12-chars25-1"   # stored with each model; bump when the features change
+FEATURES_VERSION = "words12-chars25-1"   # stored with each model and checked at load: bump on a feature change
 # sklearn objects only (no class of ours) in the pickle, so any worker with scikit-learn reads it
 _MODELS: dict[str, Any] = {}
 
