@@ -13,8 +13,8 @@ setup:
 demo: setup
 	@$(PY) scripts/demo.py --env $(ENV)
 
-# The CI suite: everything but the full-corpus trainings, whole-dev-split evaluations and the standalone-cluster
-# test (each 10-30 min here; `make test-cluster`, `make test-all`).
+# The CI suite: everything but the full-corpus trainings, whole-dev-split evaluations, the standalone-cluster
+# test (each 10-30 min here; `make test-cluster`, `make test-all`) and the `extended` variants (pyproject.toml).
 # Two xdist workers, a whole test file each (module fixtures built once): the many job subprocesses and JVM
 # start-ups overlap; the longest files go first (tests/conftest.py LONGEST_FIRST, --no-loadscope-reorder).
 # Three workers were slower on 2 cores, so one worker per core, and no fewer than two; at most one per 8 GB of memory
@@ -23,13 +23,13 @@ demo: setup
 PYTEST_WORKERS ?= $(shell python3 -c "import os; mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30; \
 	print(max(2, min(len(os.sched_getaffinity(0)), int(mem // 8))))" 2>/dev/null || echo 2)
 test: setup
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster" $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not training and not dev_eval and not cluster and not extended" $(PYTEST_ARGS)
 
 test-cluster: setup
 	@$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-fast: setup
-	@$(PY) -m pytest -m "not slow and not cluster and not training and not dev_eval" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not slow and not cluster and not training and not dev_eval and not extended" $(PYTEST_ARGS)
 
 test-all: setup
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -78,12 +78,8 @@ def _synthetic_meddocan(folder, n_docs: int, seed: int):
             "".join(f"T{i + 1}\t{t} {s} {e}\t{text[s:e]}\n" for i, (t, s, e) in enumerate(spans)), encoding="utf-8")
 
 
-def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path):
-    import mlflow
-    from mlflow import MlflowClient
-
-    from clinlake import tracking
-    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+def _deid_config(tmp_path):
+    """24 synthetic MEDDOCAN train notes and 6 dev notes, and a test config that trains on them (1 epoch)."""
     from tests.conftest import test_config
 
     _synthetic_meddocan(tmp_path / "corpora" / "train", 24, 0)
@@ -94,6 +90,51 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
         f"models.deid.train={tmp_path / 'corpora' / 'train'}", f"models.deid.dev={tmp_path / 'corpora' / 'dev'}",
         "models.ner.defaults.max_epochs=1", "models.ner.defaults.batch_size=8", "models.deid.max_epochs=1",
     ])
+    return cfg
+
+
+def _train_vote_members(spark, cfg) -> None:
+    """deid-ner-es versions 2 and 3 (aliases seed7, seed13) beside version 1, for the votes."""
+    from mlflow import MlflowClient
+
+    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+
+    cfg.models.deid.max_epochs = 25         # one epoch of 24 notes finds little; 25 find enough for votes to agree
+    # Version 3 is trained on a second embeddings version (Word2Vec seed 7): every member runs its own pipeline, its
+    # own Word2Vec stage included, so one vote may mix embeddings (docs/ner.md "... a member on other embeddings").
+    cfg.models.embeddings.seed, cfg.models.embeddings.alias = 7, "seed7"
+    assert train_embeddings(spark, cfg)["version"] == "2"
+    for version, seed, embeddings_alias, embeddings in (("2", 7, "champion", "1"), ("3", 13, "seed7", "2")):
+        cfg.models.ner.defaults.seed, cfg.models.ner.embeddings_alias = seed, embeddings_alias
+        member = train_recogniser(spark, cfg, "deid")
+        assert member["version"] == version and member["embeddings"] == f"embeddings-clinical-es@{embeddings}"
+        MlflowClient().set_registered_model_alias("deid-ner-es", f"seed{seed}", version)
+    cfg.models.ner.embeddings_alias = "champion"
+
+
+def _vote_notes(spark, tmp_path):
+    """The 6 dev notes and an empty one, as (doc_id, text)."""
+    docs = sorted((tmp_path / "corpora" / "dev").glob("*.txt"))
+    return docs, spark.createDataFrame([(p.stem, p.read_text(encoding="utf-8")) for p in docs] + [("empty", "")],
+                                       "doc_id string, text string")
+
+
+def _vote_frame(spark, notes):
+    """The notes as the deidentify stage reads them, and a null text."""
+    frame = notes.select(F.col("doc_id").alias("note_id"), F.col("text").alias("note_text"),
+                         F.lit(1).alias("person_id"))
+    frame = frame.unionByName(spark.createDataFrame([("null", None, 1)], frame.schema))
+    return frame
+
+
+def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from clinlake import tracking
+    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+
+    cfg = _deid_config(tmp_path)
     emb = train_embeddings(spark, cfg)
     assert emb["version"] == "1" and emb["alias_set"] and emb["vocabulary"] > 20
 
@@ -155,20 +196,8 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     # mentions are the spans two of them give, counted here from each version's own predictions.
     from clinlake.ner.predict import predict_with
 
-    cfg.models.deid.max_epochs = 25         # one epoch of 24 notes finds little; 25 find enough for votes to agree
-    # Version 3 is trained on a second embeddings version (Word2Vec seed 7): every member runs its own pipeline, its
-    # own Word2Vec stage included, so one vote may mix embeddings (docs/ner.md "... a member on other embeddings").
-    cfg.models.embeddings.seed, cfg.models.embeddings.alias = 7, "seed7"
-    assert train_embeddings(spark, cfg)["version"] == "2"
-    for version, seed, embeddings_alias, embeddings in (("2", 7, "champion", "1"), ("3", 13, "seed7", "2")):
-        cfg.models.ner.defaults.seed, cfg.models.ner.embeddings_alias = seed, embeddings_alias
-        member = train_recogniser(spark, cfg, "deid")
-        assert member["version"] == version and member["embeddings"] == f"embeddings-clinical-es@{embeddings}"
-        MlflowClient().set_registered_model_alias("deid-ner-es", f"seed{seed}", version)
-    cfg.models.ner.embeddings_alias = "champion"
-    docs = sorted((tmp_path / "corpora" / "dev").glob("*.txt"))
-    notes = spark.createDataFrame([(p.stem, p.read_text(encoding="utf-8")) for p in docs] + [("empty", "")],
-                                  "doc_id string, text string")
+    _train_vote_members(spark, cfg)
+    docs, notes = _vote_notes(spark, tmp_path)
     votes: dict = {}
     for alias in ("champion", "seed7", "seed13"):
         one = predict_with(spark, cfg, notes, "deid-ner-es", alias)
@@ -193,9 +222,7 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     cfg.deid.vote = {"members": ["seed7", "seed13"], "min_votes": 2}
     ensemble, ref = load_model(cfg)
     assert ref == "deid-ner-es@1+2+3"
-    frame = notes.select(F.col("doc_id").alias("note_id"), F.col("text").alias("note_text"),
-                         F.lit(1).alias("person_id"))
-    frame = frame.unionByName(spark.createDataFrame([("null", None, 1)], frame.schema))
+    frame = _vote_frame(spark, notes)
     spans = {r["note_id"]: r["model_spans"] for r in frame.transform(with_model_spans, ensemble).collect()}
     assert spans["null"] is None and spans["empty"] == [] and len(spans) == len(docs) + 2
     assert {(doc, s["label"], s["start"], s["end"]) for doc, ss in spans.items() for s in ss or []} == got
@@ -203,6 +230,30 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     with pytest.raises(UserError, match="no-such-alias"):
         load_model(cfg)
 
+
+@pytest.mark.extended
+def test_deid_token_votes_crf_voter_its_promotion_and_seeded_starts(spark, tmp_path):
+    """The deid vote's token combinations, a CRF as a voter and its promotion gate, and seeded first weights.
+
+    `make test-all` only: the CI suite serves the spans vote of the same three versions (the test above); this one
+    trains them again (about 1.5 minutes alone, 3 in the suite) and goes on from there.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from clinlake import tracking
+    from clinlake.deid.job import with_model_spans
+    from clinlake.errors import UserError
+    from clinlake.ner.lifecycle import train_embeddings, train_recogniser
+    from jobs.deidentify_notes import load_model
+
+    cfg = _deid_config(tmp_path)
+    assert train_embeddings(spark, cfg)["version"] == "1"
+    assert train_recogniser(spark, cfg, "deid")["version"] == "1"
+    _train_vote_members(spark, cfg)
+    docs, notes = _vote_notes(spark, tmp_path)
+    frame = _vote_frame(spark, notes)
+    cfg.extract.recognisers = []
     # The token vote (`combine: tokens`): model_spans are what udfs.tag_vote decodes from the three versions' own
     # per-token scores, collected here from each pipeline; another system name, so notes re-run when it is switched
     # on. A long note goes through in pieces: the doubled note cut at its paragraph gets the spans of each copy.
