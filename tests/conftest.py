@@ -102,7 +102,7 @@ def vocabulary(spark, tmp_path_factory):
 # Files whose module fixtures run whole job chains, longest first by `make test --durations` of 2026-12-03 (session
 # 12; an idle run that evening put incremental_kill first and recognisers after review_loop: close enough to keep).
 # xdist sorts files by their number of tests unless told not to (`--no-loadscope-reorder` in the Makefile), which
-# left the few-test, 8-minute privacy file to run alone at the end; started first, the long files overlap instead
+# left the few-test, 8-minute privacy file (now test_demo_chain.py) alone at the end; started first, the long files overlap
 # (45.7 -> 44.1 min for the whole suite with evaluations sharing the cores, one run each: within noise).
 LONGEST_FIRST = ("test_demo_chain.py", "test_bad_inputs.py", "test_incremental_kill.py", "test_recognisers.py",
                  "test_review_loop.py", "test_resolve_resolver.py",
