@@ -206,7 +206,9 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     from omegaconf import OmegaConf
 
     off = OmegaConf.merge(cfg, {"resolver": {"icdo_classifier": False}})
-    assert resolve.load_resolver(spark, off)[0].icdo_classifier is None
+    with monkeypatch.context() as m:
+        m.setattr(resolve, "_read_icdo_classifier", lambda *a: pytest.fail("classifier read with the setting off"))
+        assert resolve.load_resolver(spark, off)[0].icdo_classifier is None
     # a classifier fitted on other features than this code computes is not served: its weights would misread them
     import logging
 
