@@ -152,7 +152,11 @@ def save_icdo_classifier(spark: SparkSession, gazetteer: DataFrame, label_vocabu
     spark.createDataFrame([(bytearray(model), icdo_classify.FEATURES_VERSION, len(examples))],
                           "model binary, features string, examples int") \
         .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+    held_out = icdo_classify.model_for(model).get("held_out_accuracy")
     return int(delta.version(spark, path)), {"icdo_classifier_examples": float(len(examples)),
+                                             # per distinct mention held out of the fit (folds), as unseen ones
+                                             **({"icdo_classifier_held_out_acc": round(held_out, 4)}
+                                                if held_out is not None else {}),
                                              "icdo_classifier_fit_s": round(time.time() - t0, 1),
                                              "icdo_classifier_mb": round(len(model) / 1e6, 2)}
 

@@ -27,7 +27,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         if not delta.exists(spark, lake_path(cfg, t)):
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     s = resolve.settings(cfg)
-    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "index_table")}
+    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "index_table",
+                                "icdo_classifier", "icdo_classifier_c")}
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})
     params["label_vocabularies"] = dict(cfg.extract.label_vocabularies)
     with tracking.job_run(cfg, "train_resolver", params) as run_:

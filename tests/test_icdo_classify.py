@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from clinlake.vocab.normalize import normalize
 from udfs import icdo_classify as ic
 
@@ -12,6 +14,16 @@ TRAIN = [  # mention, code, annotations
     ("carcinoma de pulmón", "8010/3", 2), ("metástasis", "8000/6", 8),
     ("metástasis óseas", "8000/6", 4), ("adenocarcinoma metastásico", "8140/6", 2),
 ]
+
+
+SITES = ["de pulmón", "de mama", "de colon", "de cérvix", "de piel", "de recto", "de vejiga", "de ovario"]
+WORDS = {"8070": "carcinoma escamoso", "8140": "adenocarcinoma", "8500": "carcinoma ductal",
+         "8520": "carcinoma lobulillar", "8720": "melanoma", "8010": "carcinoma"}
+# histology word x site, primary (/3) or metastatic (/6); "tumor" is coded either way: the held-out folds get it wrong
+CALIBRATION = [(f"{w} {s}", f"{h}/3", 2) for h, w in WORDS.items() for s in SITES] \
+    + [(f"metástasis de {w} {s}", f"{h}/6", 1) for h, w in WORDS.items() for s in SITES] \
+    + [(f"tumor {s} {k}", ("8000/3", "8001/3", "8010/3")[(i + j) % 3], 1) for i, s in enumerate(SITES)
+       for j, k in enumerate("abc")]
 
 
 def _model(rows=TRAIN):
@@ -38,6 +50,20 @@ def test_one_behaviour_for_every_example_is_kept_as_a_constant():
     model = _model(rows)
     assert model["rest"] == "3"
     assert ic.predict_codes(model, [normalize("adenocarcinoma de recto")]) == ["8140/3"]
+
+
+def test_scores_are_calibrated_on_held_out_folds_and_rank_a_clear_mention_above_a_vague_one():
+    model = _model(CALIBRATION)
+    # held out, every histology-word mention is coded right and no "tumor" one: 96 of the 120 distinct mentions
+    assert model["calibrator"] is not None and model["held_out_accuracy"] == pytest.approx(96 / 120)
+    got = ic.predict_scored(model, [normalize("adenocarcinoma de páncreas"), normalize("tumor de páncreas"), None])
+    (clear, p_clear), (vague, p_vague), none = got
+    assert clear == "8140/3" and vague is not None and none == (None, None)
+    assert 0 < p_vague < p_clear < 1 and p_clear > 0.5
+    assert ic.predict_codes(model, [normalize("adenocarcinoma de páncreas")]) == [clear]
+    # too few mentions for held-out folds (10): codes without a probability, and the score stays the ranker's
+    assert _model()["calibrator"] is None and _model()["held_out_accuracy"] is None
+    assert ic.predict_scored(_model(), [normalize("adenocarcinoma de recto")]) == [("8140/3", None)]
 
 
 def test_the_model_is_read_once_per_worker_and_names_its_features():

@@ -128,3 +128,35 @@ def test_a_classifier_codes_the_unseen_tumour_mentions_before_their_cues(spark):
     want = spark.createDataFrame([(lab, normalize(m), v, e, 0.5) for (lab, m, v, _), e in zip(rows, expected)],
                                  best.schema)
     assertDataFrameEqual(got.select(*best.columns), want)
+
+
+def test_the_classifier_s_calibrated_probability_becomes_the_score_of_the_codes_it_gives(spark):
+    from udfs import icdo_classify
+
+    # enough mentions for held-out folds, so the model carries a calibrator; "tumor" is coded three ways
+    sites = ["de pulmón", "de mama", "de colon", "de cérvix", "de piel", "de recto"]
+    words = {"8520": "carcinoma lobulillar", "8230": "carcinoma sólido", "8140": "adenocarcinoma"}
+    train = [(f"{w} {s}", f"{h}/3") for h, w in words.items() for s in sites] \
+        + [(f"metástasis de {w} {s}", f"{h}/6") for h, w in words.items() for s in sites] \
+        + [(f"tumor {s}", ("8000/3", "8001/3", "8010/3")[i % 3]) for i, s in enumerate(sites)]
+    blob = icdo_classify.fit([normalize(m) for m, _ in train], [c for _, c in train], [1.0] * len(train), 3.0)
+    model = icdo_classify.model_for(blob)
+    assert model["calibrator"] is not None
+    rows = BEST + [("MORFOLOGIA_NEOPLASIA", "carcinoma lobulillar infiltrante", "ICDO3", "8230/3")]
+    best = spark.createDataFrame([(lab, normalize(m), v, c, 0.5) for lab, m, v, c in rows],
+                                 "label string, mention_norm string, vocabulary_id string, concept_code string, "
+                                 "score double")
+    got = icdo.with_composed_codes(best, _terms(spark), True,
+                                   icdo_classify.classify_udf(spark.sparkContext.broadcast(blob)))
+    # the unseen ICD-O-3 mentions with a code: the classifier's code (then the cues) and its probability; the known
+    # mention, the other vocabulary and the mention without a code keep their code and the ranker's score
+    unseen = {normalize(m) for _, m, v, c in rows if v == "ICDO3" and c and m != "carcinoma indiferenciado"}
+    expected = []
+    for lab, m, v, c in rows:
+        if v == "ICDO3" and normalize(m) in unseen:
+            code, p = icdo_classify.predict_scored(model, [normalize(m)])[0]
+            expected.append((lab, normalize(m), v, icdo.compose(code, normalize(m)), p))
+        else:
+            expected.append((lab, normalize(m), v, c, 0.5))
+    assert len({e[4] for e in expected}) > 2 and all(0 < e[4] < 1 for e in expected)
+    assertDataFrameEqual(got.select(*best.columns), spark.createDataFrame(expected, best.schema))

@@ -225,3 +225,6 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     with caplog.at_level(logging.WARNING, logger="clinlake.resolve"):
         stale, _ = resolve.load_resolver(spark, cfg)
     assert stale.icdo_classifier is None and "fitted on features 'words-0'" in caplog.text
+    # the run that trained version 1 names the classifier's settings
+    params = client.get_run(summary["run_id"]).data.params
+    assert (params["icdo_classifier"], params["icdo_classifier_c"]) == ("True", "3.0")

@@ -132,9 +132,9 @@ def specific_subterms(mentions: DataFrame, terms: DataFrame) -> DataFrame:
 def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: bool = True,
                         classify: Callable[[Column], Column] | None = None) -> DataFrame:
     """Per (label, mention_norm) best codes: ICD-O-3 codes of mentions that are no indexed term take the code of the
-    resolver's classifier when it has one (`classify`, udfs.icdo_classify), else the histology of a more specific
-    term inside them when theirs is NOS; then the mention's cued behaviour and grade (compose_col). Everything else is
-    returned unchanged."""
+    resolver's classifier when it has one (`classify`, udfs.icdo_classify: a struct of code and calibrated p, which
+    becomes the row's score when present), else the histology of a more specific term inside them when theirs is
+    NOS; then the mention's cued behaviour and grade (compose_col). Everything else is returned unchanged."""
     keys = ["label", "mention_norm"]
     # only ICD-O-3 rows can change, so only ICD-O-3 terms need looking up (not the ICD-10 synonyms)
     known = ix.indexed_mentions(terms.filter(F.col("vocabulary_id") == ICDO_VOCABULARY)) \
@@ -148,7 +148,11 @@ def with_composed_codes(best: DataFrame, terms: DataFrame, specific_histology: b
         unseen = flagged.filter("_unseen").select(*keys).distinct() \
             .withColumn("_classified", classify(F.col("mention_norm")))
         flagged = flagged.join(unseen, keys, "left")
-        code = F.coalesce(F.col("_classified"), code)
+        code = F.coalesce(F.col("_classified.code"), code)
+        # The ranker's p was for its own code; the classifier's calibrated p is for the code now given (the cues
+        # below then change behaviour or grade, which they state right 79-99 % of the time: docs/resolution.md).
+        flagged = flagged.withColumn("score", F.coalesce(F.when(F.col("_classified.code").isNotNull(),
+                                                                F.col("_classified.p")), F.col("score")))
     elif specific_histology:
         nos = flagged.filter(F.col("_unseen") & F.substring("concept_code", 1, 4).isin(*NOS_HISTOLOGIES)) \
             .select(*keys)
