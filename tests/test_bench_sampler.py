@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,10 +28,7 @@ time.sleep(30)
 
 def _bench():
     sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench")
 
 
 def test_worker_pids_skip_copies_of_the_jvm():

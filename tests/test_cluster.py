@@ -9,18 +9,18 @@ mode (they are inputs, not what is tested). Only processes this test started are
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 # Few notes: what is tested is shipping, scheduling and recovery, not throughput (each job is a fresh driver JVM).
@@ -111,11 +111,7 @@ class Cluster:
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_synthetic_lake", ROOT / "scripts" / "make_synthetic_lake.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("make_synthetic_lake")
 
 
 def _submit(cluster: Cluster, job: str, lake: Path, mlruns: Path, *args: str, wait=None) -> tuple[dict, bool]:

@@ -18,7 +18,6 @@ which cost the suite a whole chain run (1,106 s of test time for the two files, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import subprocess
@@ -29,6 +28,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from clinlake.config import lake_path
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 PHI_DIR = ROOT / "sample" / "corpora" / "meddocan"
@@ -36,11 +36,7 @@ NOTES = ROOT / "sample" / "notes" / "notes.jsonl"
 
 
 def _scanner():
-    spec = importlib.util.spec_from_file_location("privacy_scan", ROOT / "scripts" / "privacy_scan.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("privacy_scan")
 
 
 @pytest.fixture(scope="module")

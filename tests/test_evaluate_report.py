@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _report_module():
-    spec = importlib.util.spec_from_file_location("eval_report", ROOT / "scripts" / "eval_report.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("eval_report")
 
 
 def test_report_lists_headline_metrics_with_sota(tmp_path: Path) -> None:

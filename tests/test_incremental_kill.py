@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -29,17 +28,15 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from tests.script_modules import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "60"))
 pytestmark = pytest.mark.slow
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_synthetic_lake", ROOT / "scripts" / "make_synthetic_lake.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("make_synthetic_lake")
 
 
 def _job_cmd(job: str, lake: Path, mlruns: Path) -> list[str]:

@@ -175,14 +175,11 @@ def test_train_embeddings_then_deid_register_and_serve_by_alias(spark, tmp_path)
     assert tags_at[4] == tags_at[8] and len(tags_at[4]) == 6
     ner.setBatchSize(cfg.scale.ner_batch_size)
     # scripts/bench_nerdl.py on this version: every size timed on the 6 notes, chunks compared, a JSON and a plot
-    import importlib.util
     import json
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_nerdl.py"
-    spec = importlib.util.spec_from_file_location("bench_nerdl", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from tests.script_modules import load_script
+
+    bench = load_script("bench_nerdl")
     bench.main(["--env", "test", "--lake", str(tmp_path / "lake"), "--set", f"mlflow.dir={tmp_path / 'mlruns'}",
                 "--models", "deid-ner-es@champion", "--data", str(tmp_path / "corpora" / "dev"),
                 "--batch-sizes", "8", "4", "--partitions", "2", "--out", str(tmp_path / "bench")])

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.script_modules import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("make_synthetic_lake", ROOT / "scripts" / "make_synthetic_lake.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses and cloudpickle look the module up by name
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("make_synthetic_lake")
 
 
 @pytest.fixture(scope="module")
