@@ -110,10 +110,6 @@ class Cluster:
                 pass
 
 
-def _generator():
-    return load_script("make_synthetic_lake")
-
-
 def _submit(cluster: Cluster, job: str, lake: Path, mlruns: Path, *args: str, wait=None) -> tuple[dict, bool]:
     """spark-submit one job via scripts/submit.sh; wait(proc) may act while it runs. Returns (summary, acted)."""
     cmd = ["bash", str(ROOT / "scripts" / "submit.sh"), "--master", cluster.url,
@@ -144,7 +140,7 @@ def test_chain_on_standalone_cluster_survives_a_lost_worker(spark, tmp_path):
     from tests.conftest import test_config
 
     # Inputs built in local mode: synthetic notes, vocabulary tables and the registered gazetteer model.
-    gen = _generator()
+    gen = load_script("make_synthetic_lake")
     gen.write_lake(gen.generate(spark, N_NOTES, seed=5, partitions=2), str(tmp_path / "raw"))
     cfg = test_config(tmp_path)
     for name in [n for n in cfg.vocabulary.sources if n not in VOCAB_SOURCES]:

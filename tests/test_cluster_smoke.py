@@ -11,14 +11,15 @@ import subprocess
 
 import pytest
 
-from tests.test_cluster import ROOT, Cluster, _generator, _submit
+from tests.script_modules import load_script
+from tests.test_cluster import ROOT, Cluster, _submit
 
 N_NOTES = 6
 pytestmark = pytest.mark.slow
 
 
 def test_ingest_submitted_to_a_standalone_master_runs_on_its_worker(spark, tmp_path):
-    gen = _generator()
+    gen = load_script("make_synthetic_lake")
     gen.write_lake(gen.generate(spark, N_NOTES, seed=11, partitions=1), str(tmp_path / "raw"))
     subprocess.run(["bash", str(ROOT / "scripts" / "submit.sh"), "build"], cwd=ROOT, check=True)
     lake, mlruns = tmp_path / "lake", tmp_path / "mlruns"

@@ -35,13 +35,9 @@ PHI_DIR = ROOT / "sample" / "corpora" / "meddocan"
 NOTES = ROOT / "sample" / "notes" / "notes.jsonl"
 
 
-def _scanner():
-    return load_script("privacy_scan")
-
-
 @pytest.fixture(scope="module")
 def scanner():
-    return _scanner()
+    return load_script("privacy_scan")
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,9 @@ from pathlib import Path
 
 from tests.script_modules import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _report_module():
-    return load_script("eval_report")
-
 
 def test_report_lists_headline_metrics_with_sota(tmp_path: Path) -> None:
-    rep = _report_module()
+    rep = load_script("eval_report")
     (tmp_path / "cantemist.json").write_text(json.dumps(
         {"ner_f1": 0.81234, "norm_f1": 0.7, "ner_precision": 0.9, "documents": 250, "notes_per_s": 12.5,
          "task": "ner", "corpus": "cantemist", "mode": "pipeline"}), encoding="utf-8")
@@ -30,4 +24,4 @@ def test_report_lists_headline_metrics_with_sota(tmp_path: Path) -> None:
 
 
 def test_report_refuses_an_empty_folder(tmp_path: Path) -> None:
-    assert _report_module().main([str(tmp_path)]) == 2
+    assert load_script("eval_report").main([str(tmp_path)]) == 2

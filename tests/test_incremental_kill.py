@@ -35,10 +35,6 @@ N_NOTES = int(os.environ.get("CLINLAKE_KILL_TEST_NOTES", "60"))
 pytestmark = pytest.mark.slow
 
 
-def _generator():
-    return load_script("make_synthetic_lake")
-
-
 def _job_cmd(job: str, lake: Path, mlruns: Path) -> list[str]:
     return [sys.executable, str(ROOT / "jobs" / f"{job}.py"), "--env", "test", "--lake", str(lake),
             "--set", f"mlflow.dir={mlruns}"]
@@ -93,7 +89,7 @@ def ingested(spark, tmp_path_factory):
     from tests.conftest import test_config
 
     base = tmp_path_factory.mktemp("kill")
-    gen = _generator()
+    gen = load_script("make_synthetic_lake")
     gen.write_lake(gen.generate(spark, N_NOTES, seed=11, partitions=2), str(base / "raw"))
     cfg = test_config(base)
     summary = ingest_notes.run(spark, cfg, argparse.Namespace(input=str(base / "raw" / "notes"), format="parquet"))

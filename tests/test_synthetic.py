@@ -12,13 +12,9 @@ from tests.script_modules import load_script
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _module():
-    return load_script("make_synthetic_lake")
-
-
 @pytest.fixture(scope="module")
 def gen():
-    return _module()
+    return load_script("make_synthetic_lake")
 
 
 @pytest.fixture(scope="module")
