@@ -10,6 +10,7 @@ See docs/resolution.md.
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 import time
 from dataclasses import dataclass, field
@@ -146,13 +147,14 @@ def save_icdo_classifier(spark: SparkSession, gazetteer: DataFrame, label_vocabu
     if len({icdo_classify.split_code(code)[0] for _, code, _ in examples}) < 2:
         return None, {}
     t0 = time.time()
-    model = icdo_classify.fit([m for m, _, _ in examples], [code for _, code, _ in examples],
-                              [n for _, _, n in examples], c)
+    fitted = icdo_classify.fit_model([m for m, _, _ in examples], [code for _, code, _ in examples],
+                                     [n for _, _, n in examples], c)
+    model = pickle.dumps(fitted)
     path = f"{root.rstrip('/')}/{CLASSIFIER}"
     spark.createDataFrame([(bytearray(model), icdo_classify.FEATURES_VERSION, len(examples))],
                           "model binary, features string, examples int") \
         .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-    held_out = icdo_classify.model_for(model).get("held_out_accuracy")
+    held_out = fitted["held_out_accuracy"]
     return int(delta.version(spark, path)), {"icdo_classifier_examples": float(len(examples)),
                                              # per distinct mention held out of the fit (folds), as unseen ones
                                              **({"icdo_classifier_held_out_acc": round(held_out, 4)}

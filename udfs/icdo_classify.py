@@ -102,8 +102,13 @@ def _calibrator(x: Any, mentions: Sequence[str], hist: Sequence[str], rest: Sequ
 
 
 def fit(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[float], c: float) -> bytes:
+    """fit_model, pickled: the bytes a resolver version stores and its workers read (model_for)."""
+    return pickle.dumps(fit_model(mentions, codes, weights, c))
+
+
+def fit_model(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[float], c: float) -> dict[str, Any]:
     """Fit on normalised mentions and their codes (each weighted by its annotation count), plus the calibrator of
-    its scores; the pickled model."""
+    its scores; the model (vectorisers, SVMs, calibrator, held-out accuracy)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+")
@@ -120,7 +125,7 @@ def fit(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[float],
     # The folds refit the SVMs only: the vectorisers keep every mention's grams and IDF, held-out ones included, a
     # small optimism (an unseen mention's new grams count for nothing) that the dev figures in the docs include.
     model["calibrator"], model["held_out_accuracy"] = _calibrator(x, mentions, hist, rest, w, c)
-    return pickle.dumps(model)
+    return model
 
 
 def model_for(model: bytes) -> dict[str, Any]:
