@@ -204,10 +204,14 @@ def test_header_names_stop_at_an_address_and_places_are_listed_one_by_one():
                    ("Alcalá de Guadaíra", "TERRITORIO"), ("Sevilla", "TERRITORIO")}  # fmt: skip
 
 
-def test_relatives_named_by_a_possessive():
-    text = "Acude con su pareja. Sus padres viven. La madre de la paciente; su tratamiento; el hijo del vecino."
+def test_relatives_named_by_a_possessive_or_an_article():
+    text = ("Acude con su pareja. Sus padres viven. La madre de la paciente; su tratamiento; el hijo del vecino. "
+            "Los padres refieren fiebre; la familia no autoriza; el familiar que convivía; célula madre; elpadre.")
     got = _found(text, rules.find_relatives)
-    assert got == [("pareja", "FAMILIARES_SUJETO_ASISTENCIA"), ("padres", "FAMILIARES_SUJETO_ASISTENCIA")]
+    fam = "FAMILIARES_SUJETO_ASISTENCIA"
+    # "hijo" after an article stays out: MEDDOCAN train annotates "el hijo" 0 of 3 times on its own
+    assert sorted(got) == sorted([("pareja", fam), ("padres", fam), ("madre", fam), ("padres", fam),
+                                  ("familia", fam), ("familiar", fam)])
 
 
 def test_infant_patient_is_a_subject_descriptor():
