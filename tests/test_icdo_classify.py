@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from clinlake.vocab.normalize import normalize
@@ -27,8 +29,8 @@ CALIBRATION = [(f"{w} {s}", f"{h}/3", 2) for h, w in WORDS.items() for s in SITE
 
 
 def _model(rows=TRAIN):
-    return ic.model_for(ic.fit([normalize(m) for m, _, _ in rows], [c for _, c, _ in rows],
-                               [n for _, _, n in rows], 3.0))
+    fitted = ic.fit_model([normalize(m) for m, _, _ in rows], [c for _, c, _ in rows], [n for _, _, n in rows], 3.0)
+    return ic.model_for(pickle.dumps(fitted))
 
 
 def test_split_code_keeps_grade_and_flag_in_the_rest():
@@ -67,6 +69,6 @@ def test_scores_are_calibrated_on_held_out_folds_and_rank_a_clear_mention_above_
 
 
 def test_the_model_is_read_once_per_worker_and_names_its_features():
-    blob = ic.fit(["carcinoma escamoso", "adenocarcinoma"], ["8070/3", "8140/3"], [1, 1], 1.0)
+    blob = pickle.dumps(ic.fit_model(["carcinoma escamoso", "adenocarcinoma"], ["8070/3", "8140/3"], [1, 1], 1.0))
     assert ic.model_for(blob) is ic.model_for(bytes(blob))
     assert ic.model_for(blob)["features"] == ic.FEATURES_VERSION

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -109,7 +111,8 @@ def test_a_classifier_codes_the_unseen_tumour_mentions_before_their_cues(spark):
 
     train = [("carcinoma lobulillar", "8520/3"), ("carcinoma sólido", "8230/3"), ("metástasis", "8000/6"),
              ("carcinoma", "8010/3"), ("carcinoma indiferenciado", "8020/3")]
-    blob = icdo_classify.fit([normalize(m) for m, _ in train], [c for _, c in train], [1.0] * len(train), 3.0)
+    blob = pickle.dumps(icdo_classify.fit_model([normalize(m) for m, _ in train], [c for _, c in train],
+                                                [1.0] * len(train), 3.0))
     classify = icdo_classify.classify_udf(spark.sparkContext.broadcast(blob))
     # the nearest neighbour gave "carcinoma sólido" (8230, not NOS: nothing would replace it); "lobulillar" decides
     rows = BEST + [("MORFOLOGIA_NEOPLASIA", "carcinoma lobulillar infiltrante", "ICDO3", "8230/3")]
@@ -139,7 +142,8 @@ def test_the_classifier_s_calibrated_probability_becomes_the_score_of_the_codes_
     train = [(f"{w} {s}", f"{h}/3") for h, w in words.items() for s in sites] \
         + [(f"metástasis de {w} {s}", f"{h}/6") for h, w in words.items() for s in sites] \
         + [(f"tumor {s}", ("8000/3", "8001/3", "8010/3")[i % 3]) for i, s in enumerate(sites)]
-    blob = icdo_classify.fit([normalize(m) for m, _ in train], [c for _, c in train], [1.0] * len(train), 3.0)
+    blob = pickle.dumps(icdo_classify.fit_model([normalize(m) for m, _ in train], [c for _, c in train],
+                                                [1.0] * len(train), 3.0))
     model = icdo_classify.model_for(blob)
     assert model["calibrator"] is not None
     rows = BEST + [("MORFOLOGIA_NEOPLASIA", "carcinoma lobulillar infiltrante", "ICDO3", "8230/3")]

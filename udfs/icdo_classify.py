@@ -11,8 +11,9 @@ Two linear SVMs (scikit-learn, a product dependency since the code suggester) sh
 mention (word 1-2-grams, character 2-5-grams within words): one predicts the histology (4 digits), one the rest of
 the code (behaviour, grade, CANTEMIST's "/H"). A logistic regression on the two SVMs' margins turns them into the
 probability that the code is right; it is fitted on margins from held-out folds of the training mentions, so it sees
-mentions the SVMs have not, as at serving time. The fitted objects travel as pickled bytes; `predict_scored` and
-`predict_codes` are the plain functions, `classify_udf` their pandas_udf wrapper over a broadcast of the bytes.
+mentions the SVMs have not, as at serving time. `fit_model` fits; the model travels as pickled bytes;
+`predict_scored` and `predict_codes` are the plain functions, `classify_udf` their pandas_udf wrapper over a broadcast
+of the bytes.
 """
 
 from __future__ import annotations
@@ -101,14 +102,10 @@ def _calibrator(x: Any, mentions: Sequence[str], hist: Sequence[str], rest: Sequ
     return LogisticRegression(C=1.0, max_iter=1000).fit(np.vstack(feats), right), accuracy
 
 
-def fit(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[float], c: float) -> bytes:
-    """fit_model, pickled: the bytes a resolver version stores and its workers read (model_for)."""
-    return pickle.dumps(fit_model(mentions, codes, weights, c))
-
-
 def fit_model(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[float], c: float) -> dict[str, Any]:
     """Fit on normalised mentions and their codes (each weighted by its annotation count), plus the calibrator of
-    its scores; the model (vectorisers, SVMs, calibrator, held-out accuracy)."""
+    its scores; the model (vectorisers, SVMs, calibrator, held-out accuracy). A resolver version stores it pickled,
+    and its workers read those bytes through model_for."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+")
