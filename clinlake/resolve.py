@@ -38,11 +38,14 @@ PHRASES = "phrases"
 CLASSIFIER = "icdo_classifier"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
-                            "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 50, "top_n": 10,
+                            "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
                             "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
+# Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
+# neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved.
+RETRIEVAL = ("rare_grams", "pool", "top_n")
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
@@ -263,6 +266,10 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     tags = mv.tags or {}
     root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
     versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
+    pinned = {k: int(tags[f"retrieval_{k}"]) for k in RETRIEVAL if f"retrieval_{k}" in tags}
+    if any(int(s[k]) != v for k, v in pinned.items()):
+        log.info("%s serves with the retrieval settings it was trained at: %s", ref, pinned)
+    s = {**s, **pinned}   # a version trained before the tags serves with the configured settings
     parts = read_index(spark, root, versions)
     phrases = None
     if f"index_version_{PHRASES}" in tags:   # versions trained before the counts were snapshotted have none

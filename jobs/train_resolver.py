@@ -43,6 +43,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         client.set_model_version_tag(name, version, "index_path", lake_path(cfg, str(s["index_table"])))
         for part, v in versions.items():
             client.set_model_version_tag(name, version, f"index_version_{part}", str(v))
+        # the ranker learnt its neighbour features at these retrieval settings: the version serves with them
+        for k in resolve.RETRIEVAL:
+            client.set_model_version_tag(name, version, f"retrieval_{k}", str(int(s[k])))
         became = tracking.set_alias_if_absent(name, str(s["alias"]), version)
         mlflow.set_tag("registered_version", version)
         return {"model": name, "version": version, "champion": became, "run_id": run_.info.run_id,

@@ -104,6 +104,37 @@ def test_candidates_reach_codes_never_seen_in_training(spark, index):
     assert all(lab != "neumonia" or code != "8720/3" for lab, code in got)  # labels never mix vocabularies
 
 
+def test_word_stems_meet_an_adjective_and_its_noun(spark):
+    row = spark.range(1).select(*[ix.word_stems(F.lit(t)).alias(a) for a, t in (
+        ("adj", "absceso pulmonar"), ("noun", "absceso pulmon"), ("renal", "colico renal"), ("rinon", "colico rinon"),
+        ("empty", ""))]).first()
+    assert row["adj"] == row["noun"] == ["absce", "pulmo"]
+    assert row["renal"] == row["rinon"] == ["colic", "rinon"]          # no shared prefix: the adjective table
+    assert row["empty"] == []
+
+
+def test_neighbour_features_prefer_the_term_with_every_word(spark):
+    gaz = spark.createDataFrame([("absceso cutáneo", "DIAGNOSTICO", "ICD10CM", "L02.91", 6, "codiesp"),
+                                 ("absceso cutáneo abdominal", "DIAGNOSTICO", "ICD10CM", "L02.211", 1, "codiesp"),
+                                 ("absceso de pulmón", "DIAGNOSTICO", "ICD10CM", "J85.2", 1, "codiesp"),
+                                 ("neumonía", "DIAGNOSTICO", "ICD10CM", "J18.9", 3, "codiesp")],
+                                "mention string, label string, vocabulary_id string, concept_code string, "
+                                "count long, source string")
+    empty = spark.createDataFrame([], "concept_id int, vocabulary_id string, concept_code string, concept_name string, "
+                                      "concept_class_id string, invalid_reason string")
+    idx = resolve.build_index(gaz, empty, spark.createDataFrame([], "concept_id int, concept_synonym_name string"),
+                              {"DIAGNOSTICO": "ICD10CM"}, max_df=1000)
+    got = {r["concept_code"]: r for r in ix.candidates(_mentions(spark, [("DIAGNOSTICO", "absceso pulmonar")]),
+                                                       idx["terms"], idx["postings"], idx["grams"], 8, 20, 5).collect()}
+    assert got["J85.2"]["wsim_gaz"] == pytest.approx(1.0) and got["L02.91"]["wsim_gaz"] == pytest.approx(0.5)
+    assert got["J85.2"]["head"] == got["L02.91"]["head"] == 1.0
+    # the category vote: L02.91 and L02.211 share "L02", so each carries the other's similarity
+    both = got["L02.91"]["sum_sim"] + got["L02.211"]["sum_sim"]
+    assert got["L02.91"]["cat_sim"] == pytest.approx(both) and got["L02.211"]["cat_sim"] == pytest.approx(both)
+    assert got["J85.2"]["sum_sim"] > 0 and got["J85.2"]["cat_sim"] == pytest.approx(got["J85.2"]["sum_sim"])
+    assert "J18.9" not in got or got["J18.9"]["head"] == 0.0
+
+
 def test_training_examples_leave_the_occurrence_out(spark, vocab, index):
     ex = rk.training_examples(vocab["gazetteer"], index["terms"], index["postings"], index["grams"], list(LV),
                               rare_grams=8, pool=20, top_n=5)
@@ -197,13 +228,22 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     # the alias is resolved once: index tags and ranker come from that one version (no second lookup by alias)
     from clinlake import tracking
 
+    from mlflow import MlflowClient
+
     monkeypatch.setattr(tracking, "resolve_alias", lambda *a: pytest.fail(f"alias resolved again: {a}"))
     again, ref1 = resolve.load_resolver(spark, cfg)
     assert ref1 == "resolver-es@1"
     assert again.terms.filter(F.col("term_norm") == "fiebre").count() == 1
     assert again.icdo_classifier == res.icdo_classifier
-    # the setting off: the version's classifier is not even read
+    # the version serves with the retrieval settings it was trained at, whatever the configuration says now
     from omegaconf import OmegaConf
+
+    assert {k: int(v) for k, v in MlflowClient().get_model_version("resolver-es", "1").tags.items()
+            if k.startswith("retrieval_")} == {f"retrieval_{k}": int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}
+    narrow = OmegaConf.merge(cfg, {"resolver": {"pool": 3, "top_n": 1, "rare_grams": 2}})
+    assert {k: resolve.load_resolver(spark, narrow)[0].params[k] for k in resolve.RETRIEVAL} == \
+        {k: int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}
+    # the setting off: the version's classifier is not even read
 
     off = OmegaConf.merge(cfg, {"resolver": {"icdo_classifier": False}})
     with monkeypatch.context() as m:
@@ -211,8 +251,6 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
         assert resolve.load_resolver(spark, off)[0].icdo_classifier is None
     # a classifier fitted on other features than this code computes is not served: its weights would misread them
     import logging
-
-    from mlflow import MlflowClient
 
     from clinlake import delta
 

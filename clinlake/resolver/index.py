@@ -21,7 +21,35 @@ from clinlake.vocab.normalize import normalize_col
 NON_CODE_CLASSES = ("ICD10 Chapter", "ICD10 SubChapter")
 
 CANDIDATE_COLS = ["label", "mention_norm", "vocabulary_id", "concept_code", "exact_gaz_count", "exact_syn",
-                  "review", "sim_gaz", "sim_syn"]
+                  "review", "sim_gaz", "sim_syn", "wsim_gaz", "wsim_syn", "sum_sim", "cat_sim", "head"]
+
+# Relational adjectives whose noun shares no 5-letter prefix with them (normalised: no accents, ñ -> n). Mentions
+# say "absceso renal", vocabulary names "absceso del riñón"; the other pairs (pulmonar / pulmón, ovárico / ovario,
+# testicular / testículo) already meet in their stems.
+ADJECTIVE_STEMS: dict[str, str] = {
+    **dict.fromkeys(["renal", "renales"], "rinon"),
+    **dict.fromkeys(["hepatico", "hepatica", "hepaticos", "hepaticas"], "higad"),
+    **dict.fromkeys(["vesical", "vesicales"], "vejig"),
+    **dict.fromkeys(["gastrico", "gastrica", "gastricos", "gastricas"], "estom"),
+    **dict.fromkeys(["cutaneo", "cutanea", "cutaneos", "cutaneas", "dermico", "dermica"], "piel"),
+    **dict.fromkeys(["ocular", "oculares"], "ojo"),
+    **dict.fromkeys(["cardiaco", "cardiaca", "cardiacos", "cardiacas"], "coraz"),
+    **dict.fromkeys(["oseo", "osea", "oseos", "oseas"], "hueso"),
+    **dict.fromkeys(["mamario", "mamaria", "mamarios", "mamarias"], "mama"),
+    **dict.fromkeys(["cerebral", "cerebrales", "encefalico", "encefalica"], "cereb"),
+    **dict.fromkeys(["vertebral", "vertebrales"], "verte"),
+    **dict.fromkeys(["uterino", "uterina"], "utero"),
+    **dict.fromkeys(["lingual"], "lengu"),
+    **dict.fromkeys(["dental", "dentales", "dentario", "dentaria"], "diente"),
+}
+
+
+def word_stems(col: Column | str) -> Column:
+    """Distinct word stems of a normalised text: a relational adjective's noun, else the word's first 5 letters."""
+    c = F.col(col) if isinstance(col, str) else col
+    table = F.create_map(*[F.lit(x) for kv in ADJECTIVE_STEMS.items() for x in kv])
+    words = F.filter(F.split(c, " "), lambda w: F.length(w) > 0)
+    return F.array_distinct(F.transform(words, lambda w: F.coalesce(table[w], F.substring(w, 1, 5))))
 
 
 def char_grams(col: Column | str) -> Column:
@@ -88,7 +116,9 @@ def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
     """Codes whose gazetteer mention or vocabulary synonym normalises to the mention itself."""
     return mentions.join(terms.withColumnRenamed("term_norm", "mention_norm"), ["label", "mention_norm"]).select(
         "label", "mention_norm", "vocabulary_id", "concept_code", F.col("gaz_count").alias("exact_gaz_count"),
-        F.col("syn").alias("exact_syn"), "review", F.lit(0.0).alias("sim_gaz"), F.lit(0.0).alias("sim_syn"))
+        F.col("syn").alias("exact_syn"), "review", F.lit(0.0).alias("sim_gaz"), F.lit(0.0).alias("sim_syn"),
+        F.lit(0.0).alias("wsim_gaz"), F.lit(0.0).alias("wsim_syn"), F.lit(0.0).alias("sum_sim"),
+        F.lit(0.0).alias("cat_sim"), F.lit(0.0).alias("head"))
 
 
 def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
@@ -109,13 +139,25 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
         .filter(F.col("r") <= pool)
     scored = hits.withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
+    # word-stem Dice beside the character one: "absceso pulmonar" is nearer "absceso del pulmon" (both words) than
+    # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
-        .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
+        .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim") \
+        .withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm")))
+    # the mention's first word is its head in Spanish ("absceso" in "absceso pulmonar"): does the term have it?
+    best = best.withColumn("head", F.array_contains(word_stems("term_norm"),
+                                                    word_stems("mention_norm")[0]).cast("double"))
     coded = best.join(terms, ["label", "term_norm"])
+    # the neighbours' vote: summed similarity of the nearest terms per code and per 3-character category
+    cat = Window.partitionBy(*keys, "vocabulary_id", F.substring("concept_code", 1, 3))
+    coded = coded.withColumn("cat_sim", F.sum("sim").over(cat))
     return coded.groupBy(*keys, "vocabulary_id", "concept_code").agg(
         F.lit(0).cast("long").alias("exact_gaz_count"), F.lit(0).alias("exact_syn"), F.lit(0).alias("review"),
         F.max(F.when(F.col("gaz_count") > 0, F.col("sim")).otherwise(0.0)).alias("sim_gaz"),
-        F.max(F.when(F.col("syn") > 0, F.col("sim")).otherwise(0.0)).alias("sim_syn"))
+        F.max(F.when(F.col("syn") > 0, F.col("sim")).otherwise(0.0)).alias("sim_syn"),
+        F.max(F.when(F.col("gaz_count") > 0, F.col("wsim")).otherwise(0.0)).alias("wsim_gaz"),
+        F.max(F.when(F.col("syn") > 0, F.col("wsim")).otherwise(0.0)).alias("wsim_syn"),
+        F.sum("sim").alias("sum_sim"), F.max("cat_sim").alias("cat_sim"), F.max("head").alias("head"))
 
 
 def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
@@ -126,7 +168,9 @@ def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams
         ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n))
     return both.groupBy("label", "mention_norm", "vocabulary_id", "concept_code").agg(
         F.sum("exact_gaz_count").alias("exact_gaz_count"), F.max("exact_syn").alias("exact_syn"),
-        F.max("review").alias("review"), F.max("sim_gaz").alias("sim_gaz"), F.max("sim_syn").alias("sim_syn"))
+        F.max("review").alias("review"), F.max("sim_gaz").alias("sim_gaz"), F.max("sim_syn").alias("sim_syn"),
+        F.max("wsim_gaz").alias("wsim_gaz"), F.max("wsim_syn").alias("wsim_syn"), F.max("sum_sim").alias("sum_sim"),
+        F.max("cat_sim").alias("cat_sim"), F.max("head").alias("head"))
 
 
 def code_counts(terms: DataFrame) -> DataFrame:

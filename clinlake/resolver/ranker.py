@@ -14,7 +14,8 @@ from clinlake.resolver import index as ix
 from clinlake.vocab.normalize import normalize_col
 
 FEATURES = ["f_share", "f_top_share", "f_log_count", "f_known", "f_exact_syn", "f_sim_gaz", "f_sim_syn",
-            "f_prior", "f_code_len", "f_tokens", "f_ngram_only"]
+            "f_prior", "f_code_len", "f_tokens", "f_ngram_only", "f_wsim_gaz", "f_wsim_syn",
+            "f_sum_sim", "f_cat_sim", "f_head"]
 
 
 def with_features(cands: DataFrame, group: list[str]) -> DataFrame:
@@ -40,6 +41,13 @@ def with_features(cands: DataFrame, group: list[str]) -> DataFrame:
         .withColumn("f_code_len", F.length("concept_code").cast("double"))
         .withColumn("f_tokens", F.size(F.split("mention_norm", " ")).cast("double"))
         .withColumn("f_ngram_only", ((F.col("exact_gaz_count") == 0) & (F.col("exact_syn") == 0)).cast("double"))
+        # word-stem Dice of the nearest terms (clinlake.resolver.index.word_stems); an exact synonym is all words
+        .withColumn("f_wsim_gaz", F.col("wsim_gaz").cast("double"))
+        .withColumn("f_wsim_syn", F.greatest(F.col("wsim_syn"), F.col("exact_syn").cast("double")))
+        # the nearest terms' vote for the code and for its 3-character category, and whether a term has the head
+        .withColumn("f_sum_sim", F.col("sum_sim").cast("double"))
+        .withColumn("f_cat_sim", F.col("cat_sim").cast("double"))
+        .withColumn("f_head", F.col("head").cast("double"))
     )
 
 
