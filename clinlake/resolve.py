@@ -9,6 +9,7 @@ See docs/resolution.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import re
@@ -40,12 +41,13 @@ GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
                             "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True,
-                            "icdo_classifier": True, "icdo_classifier_c": 3.0,
+                            "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
 # neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved.
 RETRIEVAL = ("rare_grams", "pool", "top_n")
+CALIBRATOR_TAG = "top1_calibrator"
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class Resolver:
     params: dict[str, Any] = field(default_factory=dict)
     phrases: DataFrame | None = None
     icdo_classifier: bytes | None = None
+    calibrator: dict | None = None     # top-1 calibrator (ranker.fit_top1_calibrator), from the version's tag
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -186,7 +189,7 @@ def with_phrase_precision(chunks: DataFrame, phrases: DataFrame | None) -> DataF
 def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], dict[str, float]]:
     """Build + save the index from the lake's vocabulary tables, fit the ranker on leave-one-out gazetteer examples.
 
-    Returns (fitted ranker PipelineModel, index Delta versions, metrics).
+    Returns (fitted ranker PipelineModel, index Delta versions, metrics, top-1 calibrator dict or None).
     """
     from clinlake.config import lake_path
 
@@ -211,11 +214,13 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
                                     int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
     model = rk.fit(examples, float(s["reg_param"]))
+    scored = rk.with_probability(examples, model)
+    calibrator = rk.fit_top1_calibrator(scored, sorted(lv)) if s["top1_calibrator"] else None
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
                **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},
-               **loo_metrics(rk.with_probability(examples, model)), **clf_metrics}
+               **loo_metrics(scored), **clf_metrics}
     examples.unpersist()
-    return model, versions, metrics
+    return model, versions, metrics, calibrator
 
 
 def loo_metrics(scored: DataFrame) -> dict[str, float]:
@@ -280,7 +285,11 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     if s.get("icdo_classifier", True) and f"index_version_{CLASSIFIER}" in tags:
         classifier = _read_icdo_classifier(spark, f"{root.rstrip('/')}/{CLASSIFIER}",
                                            int(tags[f"index_version_{CLASSIFIER}"]), ref)
-    return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier, **parts), ref
+    calibrator = None
+    if s.get("top1_calibrator", True) and CALIBRATOR_TAG in tags:   # versions trained before it have none
+        calibrator = json.loads(tags[CALIBRATOR_TAG])
+    return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier,
+                    calibrator=calibrator, **parts), ref
 
 
 def _read_icdo_classifier(spark: SparkSession, path: str, version: int, ref: str) -> bytes | None:
@@ -327,10 +336,14 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
     top = ranked_candidates(keyed.select("label", "mention_norm").distinct(), resolver, k)
     arr = top.groupBy("label", "mention_norm").agg(F.sort_array(F.collect_list(F.struct(
         "rank", "vocabulary_id", "concept_code", F.col("p").alias("score"), "review"))).alias("c"))
-    # Reviewed (terminologist-accepted) mappings rank first and are trusted: score 1.
+    # Reviewed (terminologist-accepted) mappings rank first and are trusted: score 1. Otherwise the top code's p, or
+    # where the version has a top-1 calibrator, P(top code is right) from p and its gap to the runner-up.
+    top1 = F.col("c")[0]["score"]
+    if resolver.calibrator:
+        top1 = rk.calibrated(F.col("label"), top1, F.coalesce(F.get("c", 1)["score"], F.lit(0.0)), resolver.calibrator)
     best = arr.select("label", "mention_norm", F.col("c")[0]["vocabulary_id"].alias("vocabulary_id"),
                       F.col("c")[0]["concept_code"].alias("concept_code"),
-                      F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(F.col("c")[0]["score"]).alias("score"),
+                      F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(top1).alias("score"),
                       F.transform("c", lambda x: x.dropFields("review")).alias("candidates"))
     if resolver.params.get("icdo_axes", DEFAULTS["icdo_axes"]):
         # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -28,14 +29,14 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     s = resolve.settings(cfg)
     params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "index_table",
-                                "icdo_classifier", "icdo_classifier_c")}
+                                "icdo_classifier", "icdo_classifier_c", "top1_calibrator")}
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})
     params["label_vocabularies"] = dict(cfg.extract.label_vocabularies)
     with tracking.job_run(cfg, "train_resolver", params) as run_:
         import mlflow
         from mlflow import MlflowClient
 
-        model, versions, metrics = resolve.train(spark, cfg)
+        model, versions, metrics, calibrator = resolve.train(spark, cfg)
         mlflow.log_metrics(metrics)
         name = str(s["name"])
         version = tracking.log_and_register_spark_model(model, name)
@@ -46,9 +47,12 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         # the ranker learnt its neighbour features at these retrieval settings: the version serves with them
         for k in resolve.RETRIEVAL:
             client.set_model_version_tag(name, version, f"retrieval_{k}", str(int(s[k])))
+        if calibrator is not None:
+            client.set_model_version_tag(name, version, resolve.CALIBRATOR_TAG, json.dumps(calibrator))
         became = tracking.set_alias_if_absent(name, str(s["alias"]), version)
         mlflow.set_tag("registered_version", version)
         return {"model": name, "version": version, "champion": became, "run_id": run_.info.run_id,
+                "top1_calibrator": calibrator is not None,
                 "index_versions": versions, **{k: round(v, 4) for k, v in metrics.items()}}
 
 

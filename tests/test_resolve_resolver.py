@@ -171,6 +171,36 @@ def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, ind
     ex.unpersist()
 
 
+def test_top1_calibrator_fits_the_groups_and_its_column_form_agrees(spark):
+    import math
+    import random
+
+    rnd = random.Random(3)
+    rows = []   # one group per (mention, gold): a right top code is likelier the wider its lead over the runner-up
+    for i in range(400):
+        lab = "DIAGNOSTICO" if i % 2 else "MORFOLOGIA_NEOPLASIA"
+        p1, gap = rnd.uniform(0.05, 0.95), rnd.uniform(0.0, 0.9)
+        right = rnd.random() < 1 / (1 + math.exp(-(4 * gap - 1)))
+        rows += [(lab, f"m{i}", "G", "G" if right else "X", p1, 1.0 if right else 0.0, 1, 0),
+                 (lab, f"m{i}", "G", "Z", max(p1 - gap, 0.0), 0.0, 1, 0)]
+    scored = spark.createDataFrame(rows, "label string, mention_norm string, gold_code string, concept_code string, "
+                                         "p double, y double, w long, review int")
+    cal = rk.fit_top1_calibrator(scored, sorted(LV))
+    assert cal["labels"] == sorted(LV) and len(cal["coef"]) == 2 * len(LV) + 2
+    assert cal["coef"][len(LV) + 1] > 0                                 # the gap counts for the top code
+    probe = spark.createDataFrame([("DIAGNOSTICO", 0.6, 0.55), ("DIAGNOSTICO", 0.6, 0.0), ("OTRA", 0.6, 0.0),
+                                   ("MORFOLOGIA_NEOPLASIA", None, None)], "label string, p double, p2 double")
+    got = probe.select(rk.calibrated(F.col("label"), F.col("p"), F.col("p2"), cal).alias("q")).collect()
+    near, wide, other, null = (r["q"] for r in got)
+    assert 0 < near < wide < 1 and 0 < other < 1 and null is None
+    lg = math.log(0.6 / 0.4)    # the Column form is the fitted logistic: recompute the wide row by hand
+    x = rk._calibration_row("DIAGNOSTICO", lg, 0.6, sorted(LV))
+    z = cal["intercept"] + sum(c * v for c, v in zip(cal["coef"], x))
+    assert wide == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-6)
+    one_class = scored.withColumn("y", F.lit(0.0)).withColumn("gold_code", F.lit("none"))
+    assert rk.fit_top1_calibrator(one_class, sorted(LV)) is None
+
+
 def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
     chunks = spark.createDataFrame([(1, "DIAGNOSTICO", "Neumonía"), (1, "DIAGNOSTICO", "HTA"),
                                     (2, "DIAGNOSTICO", "algo raro")], "note_id long, label string, lexical_variant string")
@@ -205,7 +235,7 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert out["melanoma maligno"]["concept_code"] == "8720/3" and out["melanoma maligno"]["note_nlp_source_concept_id"] == 5
     # the version's ICD-O-3 classifier (the four tumour mention/code pairs) codes the unseen tumour mention
     from clinlake.resolver.icdo import compose
-    from clinlake.vocab.normalize import normalize
+    from clinlake.vocab.normalize import normalize, normalize_col
     from udfs.icdo_classify import model_for, predict_codes
 
     assert summary["index_versions"]["icdo_classifier"] >= 0 and summary["icdo_classifier_examples"] == 4
@@ -243,6 +273,20 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     narrow = OmegaConf.merge(cfg, {"resolver": {"pool": 3, "top_n": 1, "rare_grams": 2}})
     assert {k: resolve.load_resolver(spark, narrow)[0].params[k] for k in resolve.RETRIEVAL} == \
         {k: int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}
+    # the version's top-1 calibrator scores its top codes; turned off, the ranker's p does
+    assert summary["top1_calibrator"] is True and res.calibrator["labels"] == sorted(cfg.extract.label_vocabularies)
+    plain = OmegaConf.merge(cfg, {"resolver": {"top1_calibrator": False}})
+    raw, _ = resolve.load_resolver(spark, plain)
+    assert raw.calibrator is None
+    ranked = {r["rank"]: r["p"] for r in resolve.ranked_candidates(chunks.select("label", normalize_col(
+        F.col("lexical_variant")).alias("mention_norm")).filter(F.col("label") == "DIAGNOSTICO"), raw, 5).collect()}
+    expected = spark.range(1).select(rk.calibrated(F.lit("DIAGNOSTICO"), F.lit(ranked[1]), F.lit(ranked.get(2, 0.0)),
+                                                   res.calibrator).alias("q")).first()["q"]
+    assert out["neumonía"]["score"] == pytest.approx(expected)
+    unscored = {r["lexical_variant"]: r for r in resolve.with_codes(
+        chunks, raw, vocab["concept"], vocab["concept_relationship"], LV).collect()}
+    assert unscored["neumonía"]["score"] == pytest.approx(ranked[1])
+    assert unscored["neumonía"]["concept_code"] == out["neumonía"]["concept_code"]
     # the setting off: the version's classifier is not even read
 
     off = OmegaConf.merge(cfg, {"resolver": {"icdo_classifier": False}})

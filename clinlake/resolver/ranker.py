@@ -7,7 +7,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from clinlake.resolver import index as ix
@@ -102,3 +102,55 @@ def top_k(scored: DataFrame, k: int, group: list[str]) -> DataFrame:
     """Best k candidates per group as rank 1..k (reviewed mappings first, then p, then code for determinism)."""
     w = Window.partitionBy(*group).orderBy(F.desc("review"), F.desc("p"), "concept_code")
     return scored.withColumn("rank", F.row_number().over(w)).filter(F.col("rank") <= k)
+
+
+def with_second(scored: DataFrame, group: list[str]) -> DataFrame:
+    """The top candidate of each group (top_k's order) with p2, the second candidate's p (0 when it is alone)."""
+    w = Window.partitionBy(*group).orderBy(F.desc("review"), F.desc("p"), "concept_code")
+    ranked = scored.withColumn("_r", F.row_number().over(w))
+    second = ranked.filter(F.col("_r") == 2).select(*group, F.col("p").alias("p2"))
+    return ranked.filter(F.col("_r") == 1).drop("_r").join(second, group, "left") \
+        .withColumn("p2", F.coalesce("p2", F.lit(0.0)))
+
+
+def _logit(p: Column) -> Column:
+    q = F.least(F.greatest(p.cast("double"), F.lit(1e-4)), F.lit(1 - 1e-4))
+    return F.log(q / (1 - q))
+
+
+def fit_top1_calibrator(scored: DataFrame, labels: list[str], c: float = 100.0) -> dict | None:
+    """P(top-1 code is right) from the top p, its gap to the second and the label, fitted on the leave-one-out groups
+    (weighted by annotation count): `p` is per candidate and under-states a top code that shares its evidence.
+
+    Returns {"labels", "coef", "intercept"} (JSON-able, a model-version tag), or None with one class only. The groups
+    are one row each (tens of thousands at most), so they are fitted on the driver.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    group = ["label", "mention_norm", "gold_code"]
+    top = with_second(scored, group).withColumn("lg", _logit(F.col("p"))) \
+        .select("label", "lg", (F.col("p") - F.col("p2")).alias("gap"), "y", "w").collect()
+    ys = np.array([r["y"] for r in top])
+    if len(set(ys.tolist())) < 2:
+        return None
+    x = np.array([_calibration_row(r["label"], r["lg"], r["gap"], labels) for r in top])
+    model = LogisticRegression(C=c, max_iter=5000).fit(x, ys, sample_weight=np.array([r["w"] for r in top]))
+    return {"labels": list(labels), "coef": [round(float(v), 6) for v in model.coef_[0]],
+            "intercept": round(float(model.intercept_[0]), 6)}
+
+
+def _calibration_row(label: str, lg: float, gap: float, labels: list[str]) -> list[float]:
+    """[label one-hot, logit(p), gap, label one-hot x logit(p)]: the calibrator's features, as calibrated() reads them."""
+    oh = [1.0 if label == lab else 0.0 for lab in labels]
+    return [*oh, lg, gap, *[o * lg for o in oh]]
+
+
+def calibrated(label: Column, p: Column, p2: Column, cal: dict) -> Column:
+    """The calibrator's probability for a top code with probability p and runner-up p2 (Column form of the fit)."""
+    labels, coef, n = cal["labels"], cal["coef"], len(cal["labels"])
+    lg = _logit(p)
+    z = F.lit(float(cal["intercept"])) + F.lit(coef[n]) * lg + F.lit(coef[n + 1]) * (p - p2)
+    for i, lab in enumerate(labels):
+        z = z + F.when(label == lab, F.lit(coef[i]) + F.lit(coef[n + 2 + i]) * lg).otherwise(0.0)
+    return 1 / (1 + F.exp(-z))
