@@ -186,7 +186,7 @@ def with_phrase_precision(chunks: DataFrame, phrases: DataFrame | None) -> DataF
 
 # ---------------------------------------------------------------- training
 
-def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], dict[str, float]]:
+def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], dict[str, float], dict | None]:
     """Build + save the index from the lake's vocabulary tables, fit the ranker on leave-one-out gazetteer examples.
 
     Returns (fitted ranker PipelineModel, index Delta versions, metrics, top-1 calibrator dict or None).

@@ -269,7 +269,8 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     from omegaconf import OmegaConf
 
     assert {k: int(v) for k, v in MlflowClient().get_model_version("resolver-es", "1").tags.items()
-            if k.startswith("retrieval_")} == {f"retrieval_{k}": int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}
+            if k.startswith("retrieval_")} == {f"retrieval_{k}": int(resolve.settings(cfg)[k])
+                                               for k in resolve.RETRIEVAL}
     narrow = OmegaConf.merge(cfg, {"resolver": {"pool": 3, "top_n": 1, "rare_grams": 2}})
     assert {k: resolve.load_resolver(spark, narrow)[0].params[k] for k in resolve.RETRIEVAL} == \
         {k: int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}

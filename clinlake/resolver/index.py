@@ -23,7 +23,8 @@ NON_CODE_CLASSES = ("ICD10 Chapter", "ICD10 SubChapter")
 CANDIDATE_COLS = ["label", "mention_norm", "vocabulary_id", "concept_code", "exact_gaz_count", "exact_syn",
                   "review", "sim_gaz", "sim_syn", "wsim_gaz", "wsim_syn", "sum_sim", "cat_sim", "head"]
 
-# Relational adjectives whose noun shares no 5-letter prefix with them (normalised: no accents, ñ -> n). Mentions
+# Relational adjectives whose noun shares no 5-letter prefix with them -> the noun's stem (normalised: no accents,
+# ñ -> n; a noun's stem is its first 5 letters, as word_stems gives it). Mentions
 # say "absceso renal", vocabulary names "absceso del riñón"; the other pairs (pulmonar / pulmón, ovárico / ovario,
 # testicular / testículo) already meet in their stems.
 ADJECTIVE_STEMS: dict[str, str] = {
@@ -40,7 +41,7 @@ ADJECTIVE_STEMS: dict[str, str] = {
     **dict.fromkeys(["vertebral", "vertebrales"], "verte"),
     **dict.fromkeys(["uterino", "uterina"], "utero"),
     **dict.fromkeys(["lingual"], "lengu"),
-    **dict.fromkeys(["dental", "dentales", "dentario", "dentaria"], "diente"),
+    **dict.fromkeys(["dental", "dentales", "dentario", "dentaria"], "dient"),
 }
 
 
@@ -145,8 +146,9 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
         .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim") \
         .withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm")))
     # the mention's first word is its head in Spanish ("absceso" in "absceso pulmonar"): does the term have it?
-    best = best.withColumn("head", F.array_contains(word_stems("term_norm"),
-                                                    word_stems("mention_norm")[0]).cast("double"))
+    best = best.withColumn("head", F.coalesce(F.array_contains(word_stems("term_norm"),
+                                                               F.get(word_stems("mention_norm"), 0)), F.lit(False))
+                           .cast("double"))
     coded = best.join(terms, ["label", "term_norm"])
     # the neighbours' vote: summed similarity of the nearest terms per code and per 3-character category
     cat = Window.partitionBy(*keys, "vocabulary_id", F.substring("concept_code", 1, 3))

@@ -141,7 +141,7 @@ def fit_top1_calibrator(scored: DataFrame, labels: list[str], c: float = 100.0) 
 
 
 def _calibration_row(label: str, lg: float, gap: float, labels: list[str]) -> list[float]:
-    """[label one-hot, logit(p), gap, label one-hot x logit(p)]: the calibrator's features, as calibrated() reads them."""
+    """[label one-hot, logit(p), gap, label one-hot x logit(p)]: the calibrator's features (calibrated() reads them)."""
     oh = [1.0 if label == lab else 0.0 for lab in labels]
     return [*oh, lg, gap, *[o * lg for o in oh]]
 
