@@ -20,8 +20,10 @@ from clinlake.vocab.normalize import normalize_col
 # ICD-10 chapter/section ranges ("A00-B99") are concepts but never codes a coder assigns.
 NON_CODE_CLASSES = ("ICD10 Chapter", "ICD10 SubChapter")
 
+# The n-gram neighbours' evidence per candidate: 0 for an exact match, the best over both sources otherwise.
+SIMILARITY_COLS = ["sim_gaz", "sim_syn", "wsim_gaz", "wsim_syn", "sum_sim", "cat_sim", "head"]
 CANDIDATE_COLS = ["label", "mention_norm", "vocabulary_id", "concept_code", "exact_gaz_count", "exact_syn",
-                  "review", "sim_gaz", "sim_syn", "wsim_gaz", "wsim_syn", "sum_sim", "cat_sim", "head"]
+                  "review", *SIMILARITY_COLS]
 
 # Relational adjectives whose noun shares no 5-letter prefix with them -> the noun's stem (normalised: no accents,
 # ñ -> n; a noun's stem is its first 5 letters, as word_stems gives it). Mentions
@@ -117,9 +119,7 @@ def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
     """Codes whose gazetteer mention or vocabulary synonym normalises to the mention itself."""
     return mentions.join(terms.withColumnRenamed("term_norm", "mention_norm"), ["label", "mention_norm"]).select(
         "label", "mention_norm", "vocabulary_id", "concept_code", F.col("gaz_count").alias("exact_gaz_count"),
-        F.col("syn").alias("exact_syn"), "review", F.lit(0.0).alias("sim_gaz"), F.lit(0.0).alias("sim_syn"),
-        F.lit(0.0).alias("wsim_gaz"), F.lit(0.0).alias("wsim_syn"), F.lit(0.0).alias("sum_sim"),
-        F.lit(0.0).alias("cat_sim"), F.lit(0.0).alias("head"))
+        F.col("syn").alias("exact_syn"), "review", *[F.lit(0.0).alias(c) for c in SIMILARITY_COLS])
 
 
 def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
@@ -144,11 +144,11 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
         .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim") \
-        .withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm")))
+        .withColumn("_ms", word_stems("mention_norm")).withColumn("_ts", word_stems("term_norm"))
     # the mention's first word is its head in Spanish ("absceso" in "absceso pulmonar"): does the term have it?
-    best = best.withColumn("head", F.coalesce(F.array_contains(word_stems("term_norm"),
-                                                               F.get(word_stems("mention_norm"), 0)), F.lit(False))
-                           .cast("double"))
+    best = best.withColumn("wsim", dice(F.col("_ms"), F.col("_ts"))) \
+        .withColumn("head", F.coalesce(F.array_contains("_ts", F.get("_ms", 0)), F.lit(False)).cast("double")) \
+        .drop("_ms", "_ts")
     coded = best.join(terms, ["label", "term_norm"])
     # the neighbours' vote: summed similarity of the nearest terms per code and per 3-character category
     cat = Window.partitionBy(*keys, "vocabulary_id", F.substring("concept_code", 1, 3))
@@ -170,9 +170,7 @@ def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams
         ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n))
     return both.groupBy("label", "mention_norm", "vocabulary_id", "concept_code").agg(
         F.sum("exact_gaz_count").alias("exact_gaz_count"), F.max("exact_syn").alias("exact_syn"),
-        F.max("review").alias("review"), F.max("sim_gaz").alias("sim_gaz"), F.max("sim_syn").alias("sim_syn"),
-        F.max("wsim_gaz").alias("wsim_gaz"), F.max("wsim_syn").alias("wsim_syn"), F.max("sum_sim").alias("sum_sim"),
-        F.max("cat_sim").alias("cat_sim"), F.max("head").alias("head"))
+        F.max("review").alias("review"), *[F.max(c).alias(c) for c in SIMILARITY_COLS])
 
 
 def code_counts(terms: DataFrame) -> DataFrame:

@@ -106,10 +106,9 @@ def top_k(scored: DataFrame, k: int, group: list[str]) -> DataFrame:
 
 def with_second(scored: DataFrame, group: list[str]) -> DataFrame:
     """The top candidate of each group (top_k's order) with p2, the second candidate's p (0 when it is alone)."""
-    w = Window.partitionBy(*group).orderBy(F.desc("review"), F.desc("p"), "concept_code")
-    ranked = scored.withColumn("_r", F.row_number().over(w))
-    second = ranked.filter(F.col("_r") == 2).select(*group, F.col("p").alias("p2"))
-    return ranked.filter(F.col("_r") == 1).drop("_r").join(second, group, "left") \
+    ranked = top_k(scored, 2, group)
+    second = ranked.filter(F.col("rank") == 2).select(*group, F.col("p").alias("p2"))
+    return ranked.filter(F.col("rank") == 1).drop("rank").join(second, group, "left") \
         .withColumn("p2", F.coalesce("p2", F.lit(0.0)))
 
 
