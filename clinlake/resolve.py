@@ -40,7 +40,8 @@ CLASSIFIER = "icdo_classifier"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
-                            "reg_param": 0.001, "min_score": 0.0, "icdo_axes": True, "icdo_specific_histology": True,
+                            "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
+                            "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
@@ -213,7 +214,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
                                     int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
-    model = rk.fit(examples, float(s["reg_param"]))
+    model = rk.fit(examples, float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
     scored = rk.with_probability(examples, model)
     calibrator = rk.fit_top1_calibrator(scored, sorted(lv)) if s["top1_calibrator"] else None
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),

@@ -18,6 +18,7 @@ from clinlake import delta, resolve, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
+from clinlake.resolver import ranker as rk  # noqa: E402
 
 log = logging.getLogger("clinlake.train_resolver")
 
@@ -28,8 +29,10 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         if not delta.exists(spark, lake_path(cfg, t)):
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     s = resolve.settings(cfg)
-    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "index_table",
+    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "ranker", "index_table",
                                 "icdo_classifier", "icdo_classifier_c", "top1_calibrator")}
+    if s["ranker"] == "gbt":
+        params.update({f"gbt_{k}": v for k, v in {**rk.GBT_DEFAULTS, **dict(s["gbt"] or {})}.items()})
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})
     params["label_vocabularies"] = dict(cfg.extract.label_vocabularies)
     with tracking.job_run(cfg, "train_resolver", params) as run_:

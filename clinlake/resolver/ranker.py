@@ -1,10 +1,11 @@
 """Candidate ranker: features from the index evidence, leave-one-out training examples from the gazetteer, a Spark ML
-LogisticRegression pipeline giving P(candidate is the right code), and top-k selection per mention."""
+LogisticRegression (or gradient-boosted trees) pipeline giving P(candidate is the right code), and top-k selection
+per mention."""
 
 from __future__ import annotations
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame, Window
@@ -75,20 +76,39 @@ def training_examples(gazetteer: DataFrame, terms: DataFrame, postings: DataFram
     return with_features(ex, ["label", "mention_norm", "gold_code"])
 
 
-def build_pipeline(reg_param: float = 0.001) -> Pipeline:
-    """label one-hot + FEATURES -> LogisticRegression (weighted by annotation count)."""
+RANKERS = ("lr", "gbt")
+GBT_DEFAULTS = {"max_depth": 5, "max_iter": 100, "step_size": 0.1, "seed": 42}
+
+
+def build_pipeline(reg_param: float = 0.001, kind: str = "lr", gbt: dict | None = None) -> Pipeline:
+    """label one-hot + FEATURES -> LogisticRegression or GBTClassifier (both weighted by annotation count).
+
+    Trees learn what a linear score cannot: that word similarity matters when the mention is unseen and the
+    gazetteer share when it is seen (docs/resolution.md "Gradient-boosted trees").
+    """
+    if kind not in RANKERS:
+        raise ValueError(f"resolver.ranker must be one of {', '.join(RANKERS)}, not {kind!r}")
+    if kind == "gbt":
+        g = {**GBT_DEFAULTS, **(gbt or {})}
+        model = GBTClassifier(featuresCol="features", labelCol="y", weightCol="w", maxDepth=int(g["max_depth"]),
+                              maxIter=int(g["max_iter"]), stepSize=float(g["step_size"]), seed=int(g["seed"]),
+                              predictionCol="pred") \
+            .setProbabilityCol("probability").setRawPredictionCol("raw")   # not constructor arguments of GBT
+    else:
+        model = LogisticRegression(featuresCol="features", labelCol="y", weightCol="w", regParam=reg_param,
+                                   maxIter=100, probabilityCol="probability", rawPredictionCol="raw",
+                                   predictionCol="pred")
     return Pipeline(stages=[
         StringIndexer(inputCol="label", outputCol="label_idx", handleInvalid="keep"),
         OneHotEncoder(inputCols=["label_idx"], outputCols=["label_vec"], handleInvalid="keep"),
         VectorAssembler(inputCols=["label_vec", *FEATURES], outputCol="features"),
-        LogisticRegression(featuresCol="features", labelCol="y", weightCol="w", regParam=reg_param, maxIter=100,
-                           probabilityCol="probability", rawPredictionCol="raw", predictionCol="pred"),
+        model,
     ])
 
 
-def fit(examples: DataFrame, reg_param: float = 0.001) -> PipelineModel:
+def fit(examples: DataFrame, reg_param: float = 0.001, kind: str = "lr", gbt: dict | None = None) -> PipelineModel:
     """Fit the ranker on training examples (columns: label, FEATURES, y, w)."""
-    return build_pipeline(reg_param).fit(examples.select("label", *FEATURES, "y", "w"))
+    return build_pipeline(reg_param, kind, gbt).fit(examples.select("label", *FEATURES, "y", "w"))
 
 
 def with_probability(feats: DataFrame, model: PipelineModel) -> DataFrame:
