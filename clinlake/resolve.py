@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_t
                             "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
+                            "calibrator_folds": 0,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
@@ -216,7 +217,13 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
                                     int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
     model = rk.fit(examples, float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
     scored = rk.with_probability(examples, model)
-    calibrator = rk.fit_top1_calibrator(scored, sorted(lv)) if s["top1_calibrator"] else None
+    calibrator = None
+    if s["top1_calibrator"]:
+        folds = int(s["calibrator_folds"] or 0)
+        # out-of-fold scores when asked: a ranker's scores of its own training examples are sharper than of new ones
+        cal_scored = rk.out_of_fold_probability(examples, folds, float(s["reg_param"]), str(s["ranker"]),
+                                                dict(s["gbt"] or {})) if folds > 1 else scored
+        calibrator = rk.fit_top1_calibrator(cal_scored, sorted(lv))
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
                **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},
                **loo_metrics(scored), **clf_metrics}

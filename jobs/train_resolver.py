@@ -30,7 +30,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     s = resolve.settings(cfg)
     params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "ranker", "index_table",
-                                "icdo_classifier", "icdo_classifier_c", "top1_calibrator")}
+                                "icdo_classifier", "icdo_classifier_c", "top1_calibrator",
+                                "calibrator_folds")}
     if s["ranker"] == "gbt":
         params.update({f"gbt_{k}": v for k, v in {**rk.GBT_DEFAULTS, **dict(s["gbt"] or {})}.items()})
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})

@@ -179,6 +179,25 @@ def test_unknown_ranker_kind_is_refused():
         rk.build_pipeline(kind="svm")
 
 
+def test_out_of_fold_scores_do_not_remember_their_own_examples(spark):
+    import random
+
+    from sklearn.metrics import roc_auc_score
+
+    rnd = random.Random(5)   # features with no signal: whatever a ranker learns of y here is memory
+    rows = [("DIAGNOSTICO" if i % 2 else "MORFOLOGIA_NEOPLASIA", f"m{i}", "G", *[rnd.random() for _ in rk.FEATURES],
+             float(rnd.random() < 0.5), 1) for i in range(240)]
+    ex = spark.createDataFrame(rows, ["label", "mention_norm", "gold_code", *rk.FEATURES, "y", "w"]).cache()
+    gbt = {"max_depth": 5, "max_iter": 10}
+    own = rk.with_probability(ex, rk.fit(ex, kind="gbt", gbt=gbt)).select("mention_norm", "y", "p").collect()
+    oof = rk.out_of_fold_probability(ex, 2, kind="gbt", gbt=gbt).select("mention_norm", "y", "p").collect()
+    assert sorted(r["mention_norm"] for r in oof) == sorted(r["mention_norm"] for r in own)   # each scored once
+    in_sample = roc_auc_score([r["y"] for r in own], [r["p"] for r in own])
+    held_out = roc_auc_score([r["y"] for r in oof], [r["p"] for r in oof])
+    assert in_sample > 0.75 and held_out < 0.65                         # trees remember; other folds cannot
+    ex.unpersist()
+
+
 def test_top1_calibrator_fits_the_groups_and_its_column_form_agrees(spark):
     import math
     import random

@@ -118,6 +118,24 @@ def with_probability(feats: DataFrame, model: PipelineModel) -> DataFrame:
         .drop("label_idx", "label_vec", "features", "raw", "probability", "pred")
 
 
+def out_of_fold_probability(examples: DataFrame, folds: int, reg_param: float = 0.001, kind: str = "lr",
+                            gbt: dict | None = None) -> DataFrame:
+    """Every example scored by a ranker fitted without its group's fold (folds by a hash of the group).
+
+    What the top-1 calibrator is fitted on when `resolver.calibrator_folds` > 1: trees score their own training
+    examples more sharply than new mentions, so a calibrator fitted on in-sample scores under-corrects them.
+    """
+    fold = F.pmod(F.xxhash64("label", "mention_norm", "gold_code"), F.lit(folds))
+    tagged = examples.withColumn("_fold", fold)
+    parts = [with_probability(tagged.filter(F.col("_fold") == f),
+                              fit(tagged.filter(F.col("_fold") != f), reg_param, kind, gbt))
+             for f in range(folds)]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out.drop("_fold")
+
+
 def top_k(scored: DataFrame, k: int, group: list[str]) -> DataFrame:
     """Best k candidates per group as rank 1..k (reviewed mappings first, then p, then code for determinism)."""
     w = Window.partitionBy(*group).orderBy(F.desc("review"), F.desc("p"), "concept_code")
