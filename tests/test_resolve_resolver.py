@@ -177,6 +177,8 @@ def test_ranker_orders_candidates_and_scores_are_probabilities(spark, vocab, ind
 def test_unknown_ranker_kind_is_refused():
     with pytest.raises(ValueError, match="resolver.ranker must be one of lr, gbt"):
         rk.build_pipeline(kind="svm")
+    with pytest.raises(ValueError, match="unknown: max_dept"):
+        rk.build_pipeline(kind="gbt", gbt={"max_dept": 3})
 
 
 def test_out_of_fold_scores_do_not_remember_their_own_examples(spark):

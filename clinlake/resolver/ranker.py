@@ -88,6 +88,9 @@ def build_pipeline(reg_param: float = 0.001, kind: str = "lr", gbt: dict | None 
     """
     if kind not in RANKERS:
         raise ValueError(f"resolver.ranker must be one of {', '.join(RANKERS)}, not {kind!r}")
+    unknown = sorted(set(gbt or {}) - set(GBT_DEFAULTS))
+    if unknown:   # a misspelt setting would otherwise train the defaults without a word
+        raise ValueError(f"resolver.gbt takes {', '.join(GBT_DEFAULTS)}; unknown: {', '.join(unknown)}")
     if kind == "gbt":
         g = {**GBT_DEFAULTS, **(gbt or {})}
         model = GBTClassifier(featuresCol="features", labelCol="y", weightCol="w", maxDepth=int(g["max_depth"]),
@@ -122,8 +125,8 @@ def out_of_fold_probability(examples: DataFrame, folds: int, reg_param: float = 
                             gbt: dict | None = None) -> DataFrame:
     """Every example scored by a ranker fitted without its group's fold (folds by a hash of the group).
 
-    What the top-1 calibrator is fitted on when `resolver.calibrator_folds` > 1: trees score their own training
-    examples more sharply than new mentions, so a calibrator fitted on in-sample scores under-corrects them.
+    What the top-1 calibrator is fitted on when `resolver.calibrator_folds` > 1: a ranker, trees most, scores its own
+    training examples more sharply than new ones (measured, not served: docs/resolution.md).
     """
     fold = F.pmod(F.xxhash64("label", "mention_norm", "gold_code"), F.lit(folds))
     tagged = examples.withColumn("_fold", fold)
