@@ -215,14 +215,14 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
                                     int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
-    model = rk.fit(examples, float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
+    ranker_args = (float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
+    model = rk.fit(examples, *ranker_args)
     scored = rk.with_probability(examples, model)
     calibrator = None
     if s["top1_calibrator"]:
         folds = int(s["calibrator_folds"] or 0)
         # out-of-fold scores when asked: a ranker's scores of its own training examples are sharper than of new ones
-        cal_scored = rk.out_of_fold_probability(examples, folds, float(s["reg_param"]), str(s["ranker"]),
-                                                dict(s["gbt"] or {})) if folds > 1 else scored
+        cal_scored = rk.out_of_fold_probability(examples, folds, *ranker_args) if folds > 1 else scored
         calibrator = rk.fit_top1_calibrator(cal_scored, sorted(lv))
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
                **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},

@@ -33,7 +33,7 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
                                 "icdo_classifier", "icdo_classifier_c", "top1_calibrator",
                                 "calibrator_folds")}
     if s["ranker"] == "gbt":
-        params.update({f"gbt_{k}": v for k, v in {**rk.GBT_DEFAULTS, **dict(s["gbt"] or {})}.items()})
+        params.update({f"gbt_{k}": v for k, v in rk.gbt_settings(dict(s["gbt"] or {})).items()})
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})
     params["label_vocabularies"] = dict(cfg.extract.label_vocabularies)
     with tracking.job_run(cfg, "train_resolver", params) as run_:

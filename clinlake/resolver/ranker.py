@@ -4,6 +4,8 @@ per mention."""
 
 from __future__ import annotations
 
+from functools import reduce
+
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
@@ -80,6 +82,14 @@ RANKERS = ("lr", "gbt")
 GBT_DEFAULTS = {"max_depth": 5, "max_iter": 100, "step_size": 0.1, "seed": 42}
 
 
+def gbt_settings(gbt: dict | None = None) -> dict:
+    """`resolver.gbt` over GBT_DEFAULTS; a misspelt key is refused (it would otherwise train the defaults silently)."""
+    unknown = sorted(set(gbt or {}) - set(GBT_DEFAULTS))
+    if unknown:
+        raise ValueError(f"resolver.gbt takes {', '.join(GBT_DEFAULTS)}; unknown: {', '.join(unknown)}")
+    return {**GBT_DEFAULTS, **(gbt or {})}
+
+
 def build_pipeline(reg_param: float = 0.001, kind: str = "lr", gbt: dict | None = None) -> Pipeline:
     """label one-hot + FEATURES -> LogisticRegression or GBTClassifier (both weighted by annotation count).
 
@@ -88,11 +98,8 @@ def build_pipeline(reg_param: float = 0.001, kind: str = "lr", gbt: dict | None 
     """
     if kind not in RANKERS:
         raise ValueError(f"resolver.ranker must be one of {', '.join(RANKERS)}, not {kind!r}")
-    unknown = sorted(set(gbt or {}) - set(GBT_DEFAULTS))
-    if unknown:   # a misspelt setting would otherwise train the defaults without a word
-        raise ValueError(f"resolver.gbt takes {', '.join(GBT_DEFAULTS)}; unknown: {', '.join(unknown)}")
+    g = gbt_settings(gbt)
     if kind == "gbt":
-        g = {**GBT_DEFAULTS, **(gbt or {})}
         model = GBTClassifier(featuresCol="features", labelCol="y", weightCol="w", maxDepth=int(g["max_depth"]),
                               maxIter=int(g["max_iter"]), stepSize=float(g["step_size"]), seed=int(g["seed"]),
                               predictionCol="pred") \
@@ -133,10 +140,7 @@ def out_of_fold_probability(examples: DataFrame, folds: int, reg_param: float = 
     parts = [with_probability(tagged.filter(F.col("_fold") == f),
                               fit(tagged.filter(F.col("_fold") != f), reg_param, kind, gbt))
              for f in range(folds)]
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out.drop("_fold")
+    return reduce(DataFrame.unionByName, parts).drop("_fold")
 
 
 def top_k(scored: DataFrame, k: int, group: list[str]) -> DataFrame:
