@@ -37,13 +37,16 @@ PHRASES = "phrases"
 # Optional part: the pickled ICD-O-3 code classifier for tumour mentions the index lacks (udfs.icdo_classify), one
 # row, pinned by its version like the others; versions trained before it have none and serve the n-gram neighbours.
 CLASSIFIER = "icdo_classifier"
+# Optional part: header code -> default leaf for the vocabularies of `resolver.default_leaves`
+# (clinlake.resolver.leaves), pinned like the others; versions trained before it serve the ranker's codes as they are.
+LEAVES = "leaf_map"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
                             "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
-                            "calibrator_folds": 0,
+                            "calibrator_folds": 0, "default_leaves": ["ICD10CM"],
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
@@ -73,6 +76,7 @@ class Resolver:
     phrases: DataFrame | None = None
     icdo_classifier: bytes | None = None
     calibrator: dict | None = None     # top-1 calibrator (ranker.fit_top1_calibrator), from the version's tag
+    leaf_map: DataFrame | None = None  # header code -> default leaf (vocabulary_id, concept_code, leaf_code, rule)
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -171,6 +175,56 @@ def save_icdo_classifier(spark: SparkSession, gazetteer: DataFrame, label_vocabu
                                              "icdo_classifier_mb": round(len(model) / 1e6, 2)}
 
 
+def leaf_map(concept: DataFrame, gazetteer: DataFrame, vocabularies: list[str]) -> DataFrame:
+    """(vocabulary_id, concept_code, leaf_code, rule): each header code of `vocabularies` that has a default leaf
+    (clinlake.resolver.leaves), computed per vocabulary and 3-character category on the executors."""
+    from udfs.leaves import LEAF_SCHEMA, leaf_rows
+
+    code_re = r"^[A-Za-z0-9]{3}(\.[A-Za-z0-9]+)?$"   # ICD-10-style codes; chapter ranges ("J00-J99") are none
+    codes = concept.filter(F.col("vocabulary_id").isin(*vocabularies) & F.col("invalid_reason").isNull()) \
+        .select("vocabulary_id", F.upper("concept_code").alias("concept_code"), "concept_name")
+    # training annotations per code, including the gazetteer's 7th-character-less codes the vocabulary lacks (S05.92X)
+    counts = gazetteer.filter(F.col("vocabulary_id").isin(*vocabularies)) \
+        .groupBy("vocabulary_id", F.upper("concept_code").alias("concept_code")).agg(F.sum("count").alias("n"))
+    return codes.join(counts, ["vocabulary_id", "concept_code"], "full") \
+        .filter(F.col("concept_code").rlike(code_re)) \
+        .withColumn("category", F.substring(F.regexp_replace("concept_code", r"\.", ""), 1, 3)) \
+        .groupBy("vocabulary_id", "category").applyInPandas(leaf_rows, LEAF_SCHEMA)
+
+
+def save_leaf_map(spark: SparkSession, concept: DataFrame, gazetteer: DataFrame, label_vocabularies: Mapping[str, str],
+                  vocabularies: list[str], root: str) -> tuple[int | None, dict[str, float]]:
+    """Write the default leaves of the configured vocabularies that some label targets as <root>/leaf_map; its Delta
+    version and the number of headers per rule, or (None, {}) when no such vocabulary is configured."""
+    from clinlake import delta
+
+    vocabs = sorted(set(vocabularies or []) & set(label_vocabularies.values()))
+    if not vocabs:
+        return None, {}
+    path = f"{root.rstrip('/')}/{LEAVES}"
+    leaf_map(concept, gazetteer, vocabs).write.format("delta").mode("overwrite") \
+        .option("overwriteSchema", "true").save(path)
+    per_rule = spark.read.format("delta").load(path).groupBy("rule").count().collect()   # two rows
+    return int(delta.version(spark, path)), {f"leaf_map_{r['rule']}_rows": float(r["count"]) for r in per_rule}
+
+
+def with_default_leaves(ranked: DataFrame, leaves: DataFrame) -> DataFrame:
+    """Ranked candidates (label, mention_norm, rank, vocabulary_id, concept_code, ...) with each header code replaced
+    by its default leaf, unless a terminologist reviewed the mapping; a code that then appears twice for a mention
+    keeps its better rank, and ranks are numbered 1.. again."""
+    from pyspark.sql import Window
+
+    m = leaves.select("vocabulary_id", F.col("concept_code").alias("_code"), "leaf_code")
+    swapped = ranked.withColumn("_code", F.upper("concept_code")) \
+        .join(F.broadcast(m), ["vocabulary_id", "_code"], "left") \
+        .withColumn("concept_code", F.when(F.col("leaf_code").isNotNull() & (F.coalesce("review", F.lit(0)) == 0),
+                                           F.col("leaf_code")).otherwise(F.col("concept_code"))) \
+        .drop("_code", "leaf_code")
+    kept = first_by(swapped, ["label", "mention_norm", "vocabulary_id", "concept_code"], [F.col("rank")])
+    return kept.withColumn("rank", F.row_number().over(
+        Window.partitionBy("label", "mention_norm").orderBy("rank", "concept_code")))
+
+
 def with_phrase_precision(chunks: DataFrame, phrases: DataFrame | None) -> DataFrame:
     """phrase_precision = min(1, (annotated + 1) / (occurrences + 2)) of the mention's phrase in the training texts:
     how often annotators coded it where it occurs (Laplace-smoothed); null for a phrase never counted or no counts."""
@@ -211,6 +265,10 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
         clf_v, clf_metrics = save_icdo_classifier(spark, vocab["gazetteer"], lv, root, float(s["icdo_classifier_c"]))
         if clf_v is not None:
             versions[CLASSIFIER] = clf_v
+    leaves_v, leaf_metrics = save_leaf_map(spark, vocab["concept"], vocab["gazetteer"], lv,
+                                           list(s["default_leaves"] or []), root)
+    if leaves_v is not None:
+        versions[LEAVES] = leaves_v
     parts = read_index(spark, root, {p: versions[p] for p in INDEX_PARTS})
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
@@ -226,7 +284,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
         calibrator = rk.fit_top1_calibrator(cal_scored, sorted(lv))
     metrics = {"index_build_s": round(index_s, 1), "ranker_fit_s": round(time.time() - t1, 1),
                **{f"index_{k}_rows": float(v.count()) for k, v in parts.items()},
-               **loo_metrics(scored), **clf_metrics}
+               **loo_metrics(scored), **clf_metrics, **leaf_metrics}
     examples.unpersist()
     return model, versions, metrics, calibrator
 
@@ -296,8 +354,12 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     calibrator = None
     if s.get("top1_calibrator", True) and CALIBRATOR_TAG in tags:   # versions trained before it have none
         calibrator = json.loads(tags[CALIBRATOR_TAG])
+    leaves = None
+    if s.get("default_leaves") and f"index_version_{LEAVES}" in tags:   # an empty list at serving turns them off
+        leaves = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{LEAVES}"])) \
+            .load(f"{root.rstrip('/')}/{LEAVES}").filter(F.col("vocabulary_id").isin(*list(s["default_leaves"])))
     return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier,
-                    calibrator=calibrator, **parts), ref
+                    calibrator=calibrator, leaf_map=leaves, **parts), ref
 
 
 def _read_icdo_classifier(spark: SparkSession, path: str, version: int, ref: str) -> bytes | None:
@@ -342,6 +404,8 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
     # upstream runs once. Released with the session or by the caller's unpersist of its final frame's inputs.
     keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
     top = ranked_candidates(keyed.select("label", "mention_norm").distinct(), resolver, k)
+    if resolver.leaf_map is not None:
+        top = with_default_leaves(top, resolver.leaf_map)
     arr = top.groupBy("label", "mention_norm").agg(F.sort_array(F.collect_list(F.struct(
         "rank", "vocabulary_id", "concept_code", F.col("p").alias("score"), "review"))).alias("c"))
     # Reviewed (terminologist-accepted) mappings rank first and are trusted: score 1. Otherwise the top code's p, or

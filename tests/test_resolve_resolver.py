@@ -35,11 +35,15 @@ CONCEPTS = [  # concept_id, vocabulary_id, code, name, class
     (12, "ICD10CM", "R50.9", "Fever, unspecified", "4-char billing code"),
     (13, "ICD10CM", "N39.0", "Urinary tract infection, site not specified", "4-char billing code"),
     (14, "ICD10CM", "J00-J99", "Diseases of the respiratory system", "ICD10 Chapter"),
+    (15, "ICD10CM", "K26", "Duodenal ulcer", "3-char nonbill code"),                  # a header: coders use a leaf
+    (16, "ICD10CM", "K26.9", "Duodenal ulcer, unspecified as acute or chronic, without hemorrhage or perforation",
+     "4-char billing code"),
     (20, "ICD9CM", "486", "Pneumonia, organism unspecified", "3-dig billing code"),
     (21, "ICD9CM", "401.9", "Unspecified essential hypertension", "4-dig billing code"),
 ]
 SYNONYMS = [  # concept_id, name (Spanish WHO names + one gazetteer-derived synonym, as build_vocabulary writes)
     (13, "Infección de vías urinarias, sitio no especificado"),
+    (15, "Úlcera duodenal"),
     (10, "Neumonía, no especificada"),
     (5, "Melanoma maligno"),
     (1, "carcinoma ductal infiltrante"),
@@ -258,9 +262,16 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert ref == "resolver-es@1" and res.ranker is not None
     chunks = spark.createDataFrame([(1, "MORFOLOGIA_NEOPLASIA", "melanoma maligno"),
                                     (1, "MORFOLOGIA_NEOPLASIA", "adenocarcinoma ductal metastásico"),
-                                    (1, "DIAGNOSTICO", "neumonía")], "note_id long, label string, lexical_variant string")
+                                    (1, "DIAGNOSTICO", "neumonía"), (1, "DIAGNOSTICO", "úlcera duodenal")],
+                                   "note_id long, label string, lexical_variant string")
     out = {r["lexical_variant"]: r for r in resolve.with_codes(
         chunks, res, vocab["concept"], vocab["concept_relationship"], LV).collect()}
+    # the Spanish name sits on the header K26; the version's leaf map serves its unspecified leaf, once
+    assert summary["index_versions"]["leaf_map"] >= 0 and summary["leaf_map_unspecified_rows"] == 1
+    ulcer = out["úlcera duodenal"]
+    assert ulcer["concept_code"] == "K26.9" and ulcer["note_nlp_source_concept_id"] == 16
+    assert [c["concept_code"] for c in ulcer["candidates"]].count("K26.9") == 1
+    assert [c["rank"] for c in ulcer["candidates"]] == list(range(1, len(ulcer["candidates"]) + 1))
     assert out["melanoma maligno"]["concept_code"] == "8720/3" and out["melanoma maligno"]["note_nlp_source_concept_id"] == 5
     # the version's ICD-O-3 classifier (the four tumour mention/code pairs) codes the unseen tumour mention
     from clinlake.resolver.icdo import compose
@@ -308,8 +319,9 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     plain = OmegaConf.merge(cfg, {"resolver": {"top1_calibrator": False}})
     raw, _ = resolve.load_resolver(spark, plain)
     assert raw.calibrator is None
-    ranked = {r["rank"]: r["p"] for r in resolve.ranked_candidates(chunks.select("label", normalize_col(
-        F.col("lexical_variant")).alias("mention_norm")).filter(F.col("label") == "DIAGNOSTICO"), raw, 5).collect()}
+    pneumonia = chunks.filter(F.col("lexical_variant") == "neumonía")
+    ranked = {r["rank"]: r["p"] for r in resolve.ranked_candidates(pneumonia.select("label", normalize_col(
+        F.col("lexical_variant")).alias("mention_norm")), raw, 5).collect()}
     expected = spark.range(1).select(rk.calibrated(F.lit("DIAGNOSTICO"), F.lit(ranked[1]), F.lit(ranked.get(2, 0.0)),
                                                    res.calibrator).alias("q")).first()["q"]
     assert out["neumonía"]["score"] == pytest.approx(expected)
@@ -317,6 +329,12 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
         chunks, raw, vocab["concept"], vocab["concept_relationship"], LV).collect()}
     assert unscored["neumonía"]["score"] == pytest.approx(ranked[1])
     assert unscored["neumonía"]["concept_code"] == out["neumonía"]["concept_code"]
+    # default leaves off at serving: the ranker's header code comes back
+    headers = OmegaConf.merge(cfg, {"resolver": {"default_leaves": []}})
+    as_ranked = resolve.load_resolver(spark, headers)[0]
+    assert as_ranked.leaf_map is None
+    assert resolve.with_codes(chunks.filter(F.col("lexical_variant") == "úlcera duodenal"), as_ranked,
+                              vocab["concept"], vocab["concept_relationship"], LV).first()["concept_code"] == "K26"
     # the setting off: the version's classifier is not even read
 
     off = OmegaConf.merge(cfg, {"resolver": {"icdo_classifier": False}})
