@@ -26,6 +26,7 @@ from clinlake.recognise import first_by
 from clinlake.resolver import icdo
 from clinlake.resolver import index as ix
 from clinlake.resolver import ranker as rk
+from clinlake.resolver import values
 from clinlake.vocab.normalize import normalize_col
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_t
                             "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
-                            "calibrator_folds": 0, "default_leaves": ["ICD10CM"],
+                            "calibrator_folds": 0, "default_leaves": ["ICD10CM"], "value_codes": True,
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
@@ -417,6 +418,10 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
                       F.col("c")[0]["concept_code"].alias("concept_code"),
                       F.when(F.col("c")[0]["review"] > 0, F.lit(1.0)).otherwise(top1).alias("score"),
                       F.transform("c", lambda x: x.dropFields("review")).alias("candidates"))
+    if resolver.params.get("value_codes", DEFAULTS["value_codes"]):
+        # weeks of gestation and BMI codes from the mention's own number (clinlake.resolver.values)
+        best = best.withColumn("concept_code", values.value_code(F.col("concept_code"), F.col("vocabulary_id"),
+                                                                 F.col("mention_norm")))
     if resolver.params.get("icdo_axes", DEFAULTS["icdo_axes"]):
         # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)
         specific = resolver.params.get("icdo_specific_histology", DEFAULTS["icdo_specific_histology"])
