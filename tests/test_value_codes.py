@@ -22,6 +22,9 @@ def test_weeks_and_bmi_come_from_the_mention(spark):
         ("ICD10CM", "Z68.36", "imc 52", "Z68.43"),
         ("ICD10CM", "Z68.36", "imc 75", "Z68.45"),
         ("ICD10CM", "Z68.52", "imc percentil 90", "Z68.52"),            # paediatric: left alone
+        ("ICD10CM", "Z68.53", "imc 18 nino", "Z68.53"),
+        ("ICD10CM", "Z68.30", "imc percentil 85", "Z68.30"),
+        ("ICD10CM", "Z3A", "gestante 30 semanas", "Z3A.30"),             # the category itself
         ("ICD10CM", "Z68.26", "imc 123456789012345", "Z68.26"),         # no overflowing cast
         ("ICD10CM", "R50.9", "fiebre 39", "R50.9"),                     # other codes keep theirs
         ("ICD10PCS", "Z3A.20", "27 semanas", "Z3A.20"),                 # another vocabulary

@@ -40,11 +40,6 @@ def dotted(key: str) -> str:
     return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"
 
 
-def category(code: str) -> str:
-    """The 3-character category a code belongs to (the unit the leaves are computed in)."""
-    return code_key(code)[:3]
-
-
 def _pick(children: list[str], names: Mapping[str, str], parent: str, pattern: re.Pattern) -> str | None:
     """The one child whose name has more `pattern` words than the parent's; several: the one ending in 9, else 0."""
     base = len(pattern.findall(names.get(parent) or ""))

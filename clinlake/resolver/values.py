@@ -8,8 +8,8 @@ tabular's titles:
 - Z3A: Z3A.01 "less than 8 weeks", Z3A.08 ... Z3A.42 "<n> weeks gestation of pregnancy", Z3A.49 "greater than 42
   weeks";
 - Z68 (adult): Z68.1 "19.9 or less", Z68.20 ... Z68.39 "<n>.0-<n>.9", Z68.41 "40.0-44.9", Z68.42 "45.0-49.9",
-  Z68.43 "50.0-59.9", Z68.44 "60.0-69.9", Z68.45 "70 or greater". A mention that speaks of a percentile (the
-  paediatric Z68.5x) is left alone.
+  Z68.43 "50.0-59.9", Z68.44 "60.0-69.9", Z68.45 "70 or greater". A paediatric top code (Z68.5x, percentiles) or
+  a mention that speaks of a percentile is left alone.
 
 A number outside the plausible range (weeks 1-45, BMI 10-100) leaves the ranker's code. Built-in Spark functions only.
 """
@@ -34,6 +34,7 @@ def value_code(code: Column, vocabulary: Column, mention_norm: Column) -> Column
     bmi = F.when(n < 20, F.lit("Z68.1")).when(n < 40, F.concat(F.lit("Z68."), n.cast("string"))) \
         .when(n < 45, F.lit("Z68.41")).when(n < 50, F.lit("Z68.42")).when(n < 60, F.lit("Z68.43")) \
         .when(n < 70, F.lit("Z68.44")).otherwise(F.lit("Z68.45"))
-    return F.when(icd10cm & upper.startswith("Z3A.") & n.between(1, 45), weeks) \
-        .when(icd10cm & upper.startswith("Z68.") & n.between(10, 100) & ~mention_norm.contains("percentil"), bmi) \
+    adult_bmi = upper.startswith("Z68") & ~upper.startswith("Z68.5") & ~mention_norm.contains("percentil")
+    return F.when(icd10cm & upper.startswith("Z3A") & n.between(1, 45), weeks) \
+        .when(icd10cm & adult_bmi & n.between(10, 100), bmi) \
         .otherwise(code)
