@@ -38,6 +38,12 @@ ICD = [  # ICD-10-CM codes and names as the 2025 tabular writes them
     ("F14.10", "Cocaine abuse, uncomplicated"),
     ("F14.12", "Cocaine abuse with intoxication"),
     ("I10", "Essential (primary) hypertension"),
+    ("S85.1", "Injury of tibial artery"),
+    ("S85.10", "Unspecified injury of unspecified tibial artery"),
+    ("S85.11", "Laceration of unspecified tibial artery"),
+    ("S85.13", "Unspecified injury of anterior tibial artery"),
+    ("S85.101", "Unspecified injury of unspecified tibial artery, right leg"),
+    ("S85.109", "Unspecified injury of unspecified tibial artery, unspecified leg"),
 ]
 
 
@@ -46,13 +52,15 @@ def test_headers_get_the_unspecified_or_default_leaf():
     assert got["K26"] == ("K26.9", RULE_UNSPECIFIED)
     # down three levels: unspecified, then "not intractable", then "without"
     assert got["G43"] == ("G43.909", RULE_UNSPECIFIED) and got["G43.90"] == ("G43.909", RULE_UNSPECIFIED)
-    # the side unspecified wins over right and left (the 0 of "unspecified eye"), and the 7th character is never
-    # reached: S31.40XA is written S31.40X, the only child of S31.40
+    # the unspecified eye, not the right one; and the 7th character is never reached: S31.40XA is written S31.40X,
+    # the only child of S31.40
     assert got["H35.6"] == ("H35.60", RULE_UNSPECIFIED)
     assert got["S31.4"] == ("S31.40X", RULE_UNSPECIFIED) and got["S31.40"] == ("S31.40X", RULE_UNSPECIFIED)
     # "not having achieved remission" is not a default, and nothing says which cocaine abuse: both stay
     assert "C91.1" not in got and "F14.1" not in got
     assert "I10" not in got and "K26.9" not in got          # leaves map nowhere
+    # three children add an "unspecified": the one ending in 0, then the unspecified leg
+    assert got["S85.1"] == ("S85.109", RULE_UNSPECIFIED)
 
 
 def test_training_annotations_come_first():
@@ -77,8 +85,8 @@ def test_leaf_map_table_and_ranked_candidates(spark):
     gaz = spark.createDataFrame([("abuso de cocaína", "DIAGNOSTICO", "ICD10CM", "f14.10", 2)],
                                 "mention string, label string, vocabulary_id string, concept_code string, count long")
     table = resolve.leaf_map(concept, gaz, ["ICD10CM"])
-    expected = {h: v for h, v in default_leaves(ICD, {"F14.10": 2.0}).items()}
-    assert {r["concept_code"]: (r["leaf_code"], r["rule"]) for r in table.collect()} == expected
+    got_map = {r["concept_code"]: (r["leaf_code"], r["rule"]) for r in table.collect()}
+    assert got_map == default_leaves(ICD, {"F14.10": 2.0}) and got_map["F14.1"] == ("F14.10", RULE_TRAINING)
     assert set(r["vocabulary_id"] for r in table.collect()) == {"ICD10CM"}   # ICD-9-CM not asked for; no invalid K27
 
     ranked = spark.createDataFrame([
