@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from clinlake.recognise import first_by
@@ -213,8 +213,6 @@ def with_default_leaves(ranked: DataFrame, leaves: DataFrame) -> DataFrame:
     """Ranked candidates (label, mention_norm, rank, vocabulary_id, concept_code, ...) with each header code replaced
     by its default leaf, unless a terminologist reviewed the mapping; a code that then appears twice for a mention
     keeps its better rank, and ranks are numbered 1.. again."""
-    from pyspark.sql import Window
-
     m = leaves.select("vocabulary_id", F.col("concept_code").alias("_code"), "leaf_code")
     swapped = ranked.withColumn("_code", F.upper("concept_code")) \
         .join(F.broadcast(m), ["vocabulary_id", "_code"], "left") \

@@ -13,8 +13,9 @@ A header that the training annotations never used is replaced by:
 
 Codes longer than `max_len` characters without the dot (ICD-10-CM's 7th character: initial encounter, sequela) are
 never reached: coding corpora such as CodiEsp drop it and keep the placeholder X (S31.40XA is written S31.40X, the
-one child of S31.40). Plain Python over one category's codes at a time, so a
-Spark job can run it per group (docs/resolution.md "Default leaves").
+one child of S31.40; the vocabulary loader writes such stems for the tabular XML, an Athena bundle has none). Plain
+Python over one category's codes at a time, so a Spark job can run it per group (docs/resolution.md "Default
+leaves").
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from typing import Iterable, Mapping
+
+from clinlake.vocab.loaders import dotted_icd10
 
 UNSPECIFIED = re.compile(r"\bunspecified\b", re.IGNORECASE)
 # ICD-10-CM's defaults when the record says nothing: "without" a complication, "not intractable". Not a bare "not":
@@ -33,11 +36,6 @@ RULE_TRAINING, RULE_UNSPECIFIED = "training", "unspecified"
 def code_key(code: str) -> str:
     """The code without its dot, upper case: the key whose prefixes are the code's ancestors."""
     return code.replace(".", "").upper()
-
-
-def dotted(key: str) -> str:
-    """ICD-10's written form of a key: the dot after the 3-character category."""
-    return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"
 
 
 def _pick(children: list[str], names: Mapping[str, str], parent: str, pattern: re.Pattern) -> str | None:
@@ -64,7 +62,7 @@ def default_leaves(concepts: Iterable[tuple[str, str | None]], counts: Mapping[s
             names[c] = n
         elif c:
             # S31.40XA -> S31.40X: the 7th character dropped, the placeholder X kept, as coding corpora write it
-            longer.setdefault(dotted(code_key(c)[:max_len]), n)
+            longer.setdefault(dotted_icd10(code_key(c)[:max_len]), n)
     for c, n in longer.items():
         names.setdefault(c, n)
     by_key = {code_key(c): c for c in names}
@@ -84,7 +82,7 @@ def default_leaves(concepts: Iterable[tuple[str, str | None]], counts: Mapping[s
         if float(counts.get(header) or 0.0) > 0:
             continue   # the annotators use the header itself (CodiEsp's R51, G35: leaves in its ICD-10 edition)
         # the most annotated descendant; ties go to the shorter, then the smaller code
-        best = max(descendants[header], key=lambda c: (float(counts.get(c) or 0.0), -len(c), [-ord(x) for x in c]))
+        best = min(descendants[header], key=lambda c: (-float(counts.get(c) or 0.0), len(c), c))
         if float(counts.get(best) or 0.0) > 0:
             out[header] = (best, RULE_TRAINING)
             continue
