@@ -44,6 +44,7 @@ LEAVES = "leaf_map"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
+                            "stem_top_n": 0, "stem_rare": 2, "stem_pool": 300,
                             "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
@@ -52,7 +53,7 @@ DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_t
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
 # neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved.
-RETRIEVAL = ("rare_grams", "pool", "top_n")
+RETRIEVAL = ("rare_grams", "pool", "top_n", "stem_top_n", "stem_rare", "stem_pool")
 CALIBRATOR_TAG = "top1_calibrator"
 
 
@@ -271,7 +272,8 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     parts = read_index(spark, root, {p: versions[p] for p in INDEX_PARTS})
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
-                                    int(s["rare_grams"]), int(s["pool"]), int(s["top_n"])).cache()
+                                    int(s["rare_grams"]), int(s["pool"]), int(s["top_n"]),
+                                    *_stem_settings(s)).cache()
     ranker_args = (float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
     model = rk.fit(examples, *ranker_args)
     scored = rk.with_probability(examples, model)
@@ -337,6 +339,7 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
     versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
     pinned = {k: int(tags[f"retrieval_{k}"]) for k in RETRIEVAL if f"retrieval_{k}" in tags}
+    pinned.setdefault("stem_top_n", 0)   # a version trained before the stem channel was ranked without it
     if any(int(s[k]) != v for k, v in pinned.items()):
         log.info("%s serves with the retrieval settings it was trained at: %s", ref, pinned)
     s = {**s, **pinned}   # a version trained before the tags serves with the configured settings
@@ -385,11 +388,17 @@ def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:
     return Resolver(ref=EXACT_SYSTEM, exact_index=gazetteer_index(gaz), params=settings(cfg))
 
 
+def _stem_settings(p: dict[str, Any]) -> tuple[int, int, int]:
+    """(stem_top_n, stem_rare, stem_pool) of resolver settings; 0 neighbours (off) when absent."""
+    return int(p.get("stem_top_n", 0) or 0), int(p.get("stem_rare", 2)), int(p.get("stem_pool", 300))
+
+
 def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
     """Distinct (label, mention_norm) -> top-k (rank, vocabulary_id, concept_code, p, review) by the ranker."""
     p = resolver.params
     cands = ix.candidates(mentions, resolver.terms, resolver.postings, resolver.grams,
-                          int(p.get("rare_grams", 8)), int(p.get("pool", 50)), int(p.get("top_n", 10)))
+                          int(p.get("rare_grams", 8)), int(p.get("pool", 50)), int(p.get("top_n", 10)),
+                          *_stem_settings(p))
     cands = cands.join(ix.code_counts(resolver.terms), ["label", "vocabulary_id", "concept_code"], "left")
     scored = rk.with_probability(rk.with_features(cands, ["label", "mention_norm"]), resolver.ranker)
     return rk.top_k(scored, k, ["label", "mention_norm"]) \

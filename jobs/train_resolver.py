@@ -29,9 +29,9 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         if not delta.exists(spark, lake_path(cfg, t)):
             raise UserError(f"vocabulary table '{t}' missing in the lake: run build_vocabulary first")
     s = resolve.settings(cfg)
-    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "reg_param", "ranker", "index_table",
-                                "icdo_classifier", "icdo_classifier_c", "top1_calibrator",
-                                "calibrator_folds")}
+    params = {k: s[k] for k in ("top_k", "max_df", "rare_grams", "pool", "top_n", "stem_top_n", "stem_rare",
+                                "stem_pool", "reg_param", "ranker", "index_table", "icdo_classifier",
+                                "icdo_classifier_c", "top1_calibrator", "calibrator_folds")}
     if s["ranker"] == "gbt":
         params.update({f"gbt_{k}": v for k, v in rk.gbt_settings(dict(s["gbt"] or {})).items()})
     params.update({f"{t}_version": delta.version(spark, lake_path(cfg, t)) for t in ("gazetteer", "concept_synonym")})

@@ -358,3 +358,26 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     # the run that trained version 1 names the classifier's settings
     params = client.get_run(summary["run_id"]).data.params
     assert (params["icdo_classifier"], params["icdo_classifier_c"]) == ("True", "3.0")
+
+
+def test_stem_channel_reaches_a_name_the_character_neighbours_miss(spark):
+    gaz = spark.createDataFrame([("carcinoma orofaríngeo", "DIAGNOSTICO", "ICD10CM", "C10.9", 3, "codiesp"),
+                                 ("carcinoma oral", "DIAGNOSTICO", "ICD10CM", "C06.9", 2, "codiesp")],
+                                "mention string, label string, vocabulary_id string, concept_code string, "
+                                "count long, source string")
+    concept = spark.createDataFrame([(1, "ICD10CM", "C56.9", "Malignant neoplasm of unspecified ovary",
+                                      "4-char billing code", None)],
+                                    "concept_id int, vocabulary_id string, concept_code string, concept_name string, "
+                                    "concept_class_id string, invalid_reason string")
+    synonym = spark.createDataFrame([(1, "Tumor maligno del ovario")], "concept_id int, concept_synonym_name string")
+    idx = resolve.build_index(gaz, concept, synonym, {"DIAGNOSTICO": "ICD10CM"}, max_df=1000)
+    ments = _mentions(spark, [("DIAGNOSTICO", "carcinoma ovarico"), ("DIAGNOSTICO", None)])
+
+    def codes(stem_top_n: int) -> dict:
+        return {r["concept_code"]: r for r in ix.candidates(ments, idx["terms"], idx["postings"], idx["grams"], 8, 20,
+                                                            1, stem_top_n=stem_top_n).collect()}
+    chars, both = codes(0), codes(3)
+    assert "C56.9" not in chars and len(chars) == 1                  # one character neighbour: a carcinoma
+    assert set(both) == {"C10.9", "C06.9", "C56.9"}
+    assert both["C56.9"]["wsim_syn"] == pytest.approx(0.4)          # stems {carci, ovari} vs {tumor, malig, ovari}
+    assert both["C56.9"]["sim_syn"] > 0 and both["C56.9"]["head"] == 0.0

@@ -47,6 +47,10 @@ ADJECTIVE_STEMS: dict[str, str] = {
 }
 
 
+# Stems found in more terms than this do not retrieve ("lesio", "tumor"): like max_df for the 3-grams.
+STEM_MAX_DF = 2000
+
+
 def word_stems(col: Column | str) -> Column:
     """Distinct word stems of a normalised text: a relational adjective's noun, else the word's first 5 letters."""
     c = F.col(col) if isinstance(col, str) else col
@@ -122,9 +126,40 @@ def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
         F.col("syn").alias("exact_syn"), "review", *[F.lit(0.0).alias(c) for c in SIMILARITY_COLS])
 
 
+def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: int = 300,
+                    top_n: int = 10) -> DataFrame:
+    """(label, mention_norm, term_norm, sim) of the terms nearest by word stems, retrieved by the rarest stems.
+
+    The second retrieval channel beside the character one: "carcinoma ovarico" shares too few 3-grams with "tumor
+    maligno del ovario" to be among its character neighbours, but meets it in the stem "ovari". Stem postings are
+    derived from `terms` here (a few hundred thousand rows), so the index snapshots need no new part.
+    """
+    keys = ["label", "mention_norm"]
+    tstems = terms.select("label", "term_norm").distinct() \
+        .select("label", "term_norm", F.explode(word_stems("term_norm")).alias("stem"))
+    sdf = tstems.groupBy("label", "stem").agg(F.count("*").alias("df")).filter(F.col("df") <= STEM_MAX_DF)
+    own = indexed_mentions(terms).withColumn("own", F.lit(1))
+    ms = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
+                                                 F.explode(word_stems("mention_norm")).alias("stem")) \
+        .join(sdf, ["label", "stem"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
+    ms = ms.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy("df", "stem"))) \
+        .filter(F.col("r") <= rare)
+    hits = ms.join(tstems, ["label", "stem"]).filter(F.col("term_norm") != F.col("mention_norm")) \
+        .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
+    hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
+        .filter(F.col("r") <= pool)
+    scored = hits.withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm"))) \
+        .withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
+    w = Window.partitionBy(*keys).orderBy(F.desc("wsim"), F.desc("sim"), "term_norm")
+    return scored.withColumn("r", F.row_number().over(w)).filter(F.col("r") <= top_n) \
+        .select(*keys, "term_norm", "sim")
+
+
 def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
-                     rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
-    """Nearest other terms by char 3-gram Dice: retrieve by the mention's rarest grams, re-score the pool exactly."""
+                     rare_grams: int = 8, pool: int = 50, top_n: int = 10, stem_top_n: int = 0,
+                     stem_rare: int = 2, stem_pool: int = 300) -> DataFrame:
+    """Nearest other terms by char 3-gram Dice: retrieve by the mention's rarest grams, re-score the pool exactly;
+    with stem_top_n > 0, also the nearest by word stems (stem_neighbours)."""
     keys = ["label", "mention_norm"]
     # A mention that is itself an indexed term counts in its grams' df: discount it, so the grams only it has
     # (df 1) are not taken as "rare" ones that retrieve nothing else.
@@ -143,8 +178,11 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     # word-stem Dice beside the character one: "absceso pulmonar" is nearer "absceso del pulmon" (both words) than
     # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
-        .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim") \
-        .withColumn("_ms", word_stems("mention_norm")).withColumn("_ts", word_stems("term_norm"))
+        .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
+    if stem_top_n > 0:
+        best = best.unionByName(stem_neighbours(mentions.select(*keys), terms, stem_rare, stem_pool, stem_top_n)) \
+            .distinct()
+    best = best.withColumn("_ms", word_stems("mention_norm")).withColumn("_ts", word_stems("term_norm"))
     # the mention's first word is its head in Spanish ("absceso" in "absceso pulmonar"): does the term have it?
     best = best.withColumn("wsim", dice(F.col("_ms"), F.col("_ts"))) \
         .withColumn("head", F.coalesce(F.array_contains("_ts", F.get("_ms", 0)), F.lit(False)).cast("double")) \
@@ -163,11 +201,12 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
 
 
 def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
-               rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
+               rare_grams: int = 8, pool: int = 50, top_n: int = 10, stem_top_n: int = 0,
+               stem_rare: int = 2, stem_pool: int = 300) -> DataFrame:
     """Distinct (label, mention_norm) -> candidate codes with exact and n-gram evidence (CANDIDATE_COLS)."""
     mentions = mentions.select("label", "mention_norm").distinct()
     both = exact_candidates(mentions, terms).unionByName(
-        ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n))
+        ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n, stem_top_n, stem_rare, stem_pool))
     return both.groupBy("label", "mention_norm", "vocabulary_id", "concept_code").agg(
         F.sum("exact_gaz_count").alias("exact_gaz_count"), F.max("exact_syn").alias("exact_syn"),
         F.max("review").alias("review"), *[F.max(c).alias(c) for c in SIMILARITY_COLS])

@@ -55,7 +55,8 @@ def with_features(cands: DataFrame, group: list[str]) -> DataFrame:
 
 
 def training_examples(gazetteer: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
-                      labels: list[str], rare_grams: int = 8, pool: int = 50, top_n: int = 10) -> DataFrame:
+                      labels: list[str], rare_grams: int = 8, pool: int = 50, top_n: int = 10,
+                      stem_top_n: int = 0, stem_rare: int = 2, stem_pool: int = 300) -> DataFrame:
     """Leave-one-out examples: each annotated (mention, code) occurrence sees the index without itself.
 
     Its own count is removed from the exact gazetteer evidence and the code prior, so a mention annotated once
@@ -66,7 +67,8 @@ def training_examples(gazetteer: DataFrame, terms: DataFrame, postings: DataFram
         F.col("concept_code").alias("gold_code"), F.col("count").cast("long").alias("w")) \
         .filter(F.col("mention_norm") != "") \
         .groupBy("label", "mention_norm", "vocabulary_id", "gold_code").agg(F.sum("w").alias("w"))
-    cands = ix.candidates(gold.select("label", "mention_norm"), terms, postings, grams, rare_grams, pool, top_n)
+    cands = ix.candidates(gold.select("label", "mention_norm"), terms, postings, grams, rare_grams, pool, top_n,
+                          stem_top_n, stem_rare, stem_pool)
     own = (F.col("concept_code") == F.col("gold_code")).cast("long")
     ex = cands.join(gold, ["label", "mention_norm", "vocabulary_id"]) \
         .withColumn("exact_gaz_count", F.col("exact_gaz_count") - own) \
