@@ -44,7 +44,7 @@ LEAVES = "leaf_map"
 GEM_TO_ICD9 = ("ICD10CM - ICD9CM eq", "ICD10CM - ICD9CM apx")
 DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_table": "resolver_index",
                             "top_k": 5, "max_df": 2000, "rare_grams": 8, "pool": 100, "top_n": 25,
-                            "stem_top_n": 0, "stem_rare": 2, "stem_pool": 300,
+                            "stem_top_n": 10, "stem_rare": 2, "stem_pool": 300,
                             "reg_param": 0.001, "ranker": "lr", "gbt": dict(rk.GBT_DEFAULTS), "min_score": 0.0,
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
