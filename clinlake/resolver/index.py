@@ -148,8 +148,11 @@ def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: 
         .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
     hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
         .filter(F.col("r") <= pool)
+    # character Dice (arrays of 3-grams) is the dear part: only for the terms whose stem Dice can still make the
+    # top_n (rank() keeps the ties at the boundary, which the character Dice then orders)
     scored = hits.withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm"))) \
-        .withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
+        .withColumn("r", F.rank().over(Window.partitionBy(*keys).orderBy(F.desc("wsim")))) \
+        .filter(F.col("r") <= top_n).withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
     w = Window.partitionBy(*keys).orderBy(F.desc("wsim"), F.desc("sim"), "term_norm")
     return scored.withColumn("r", F.row_number().over(w)).filter(F.col("r") <= top_n) \
         .select(*keys, "term_norm", "sim")
