@@ -314,6 +314,12 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     narrow = OmegaConf.merge(cfg, {"resolver": {"pool": 3, "top_n": 1, "rare_grams": 2}})
     assert {k: resolve.load_resolver(spark, narrow)[0].params[k] for k in resolve.RETRIEVAL} == \
         {k: int(resolve.settings(cfg)[k]) for k in resolve.RETRIEVAL}
+    # a version trained before the stem channel (no tag) was ranked without it and is served without it
+    assert int(resolve.settings(cfg)["stem_top_n"]) > 0
+    MlflowClient().delete_model_version_tag("resolver-es", "1", "retrieval_stem_top_n")
+    assert resolve.load_resolver(spark, cfg)[0].params["stem_top_n"] == 0
+    MlflowClient().set_model_version_tag("resolver-es", "1", "retrieval_stem_top_n",
+                                         str(resolve.settings(cfg)["stem_top_n"]))
     # the version's top-1 calibrator scores its top codes; turned off, the ranker's p does
     assert summary["top1_calibrator"] is True and res.calibrator["labels"] == sorted(cfg.extract.label_vocabularies)
     plain = OmegaConf.merge(cfg, {"resolver": {"top1_calibrator": False}})
