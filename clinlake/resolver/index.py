@@ -178,13 +178,13 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
         .filter(F.col("r") <= pool)
     scored = hits.withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
-    # word-stem Dice beside the character one: "absceso pulmonar" is nearer "absceso del pulmon" (both words) than
-    # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
         .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
     if stem_top_n > 0:
         best = best.unionByName(stem_neighbours(mentions.select(*keys), terms, stem_rare, stem_pool, stem_top_n)) \
             .distinct()
+    # word-stem Dice beside the character one: "absceso pulmonar" is nearer "absceso del pulmon" (both words) than
+    # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = best.withColumn("_ms", word_stems("mention_norm")).withColumn("_ts", word_stems("term_norm"))
     # the mention's first word is its head in Spanish ("absceso" in "absceso pulmonar"): does the term have it?
     best = best.withColumn("wsim", dice(F.col("_ms"), F.col("_ts"))) \
