@@ -5,7 +5,7 @@ ENV ?= local
 SIZES ?= 10000 100000
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-cluster test-all eval bench bench-nerdl clean-lake clean
+.PHONY: setup demo test test-fast test-cluster test-all eval bench bench-nerdl bench-resolver clean-lake clean
 
 setup:
 	@bash scripts/setup.sh
@@ -44,6 +44,11 @@ bench: setup
 # make bench-nerdl NERDL_ARGS="--env full --lake L --set mlflow.dir=M --models deid-ner-es@champion --data DIR"
 bench-nerdl: setup
 	@$(PY) scripts/bench_nerdl.py $(NERDL_ARGS) --out bench
+
+# Resolver serving throughput (mentions/s per core) and build times of registered versions, e.g.
+# make bench-resolver RESOLVER_ARGS="--env full --lake L --set mlflow.dir=M --aliases champion --corpus codiesp --data DIR"
+bench-resolver: setup
+	@$(PY) scripts/bench_resolver.py $(RESOLVER_ARGS) --out bench
 
 clean-lake:
 	rm -rf lake mlruns
