@@ -82,6 +82,21 @@ def time_sizes(spark, model, notes: list[tuple[str, str]], sizes: list[int], par
     return out
 
 
+def store_arguments(ap: argparse.ArgumentParser) -> None:
+    """--env, --lake and --set: where the store with the trained versions is (the benchmarks of a trained store)."""
+    ap.add_argument("--env", default=None)
+    ap.add_argument("--lake", default=None)
+    ap.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
+
+
+def save_plot(fig, ax, path: Path) -> None:
+    """Grid, legend, tight layout, PNG: the benchmarks' plots share their finish."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot(results: list[dict], path: Path) -> None:
     """notes/s per core against batch size, one line per model and folder."""
     import matplotlib
@@ -98,18 +113,13 @@ def plot(results: list[dict], path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("NerDL batch size (sentences per TensorFlow call)")
     ax.set_ylabel("notes/s per core")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_plot(fig, ax, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse args, load config and models, time each model on each folder, write JSON and the plot."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--env", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
+    store_arguments(ap)
     ap.add_argument("--models", nargs="+", required=True, help="registered NerDL pipelines as name@alias")
     ap.add_argument("--data", nargs="+", required=True, help="folders of .txt notes")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 8, 4])

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_nerdl import cpu_name  # noqa: E402 - the NerDL benchmark's helper, one copy
+from bench_nerdl import cpu_name, save_plot, store_arguments  # noqa: E402 - the NerDL benchmark's helpers
 
 
 def read_mentions(path: Path, corpus: str | None) -> list[tuple[str, str]]:
@@ -117,18 +117,13 @@ def plot(results: list[dict], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("mentions coded in one call")
     ax.set_ylabel("mentions/s per core")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_plot(fig, ax, path)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse args, load config and versions, time each version on the mentions, write JSON and the plot."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--env", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
+    store_arguments(ap)
     ap.add_argument("--aliases", nargs="+", default=["champion"], help="aliases of the resolver (resolver.name)")
     ap.add_argument("--data", required=True, help="a TSV (label, text) or a corpus split folder")
     ap.add_argument("--corpus", default=None, help="the reader for a folder: codiesp, cantemist")

@@ -10,7 +10,7 @@ Tables (all small enough to live as one Delta snapshot each, see clinlake.resolv
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -126,6 +126,26 @@ def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
         F.col("syn").alias("exact_syn"), "review", *[F.lit(0.0).alias(c) for c in SIMILARITY_COLS])
 
 
+def _pool_by_rarest(mentions: DataFrame, terms: DataFrame, keys_of: Callable[[str], Column], df: DataFrame,
+                    postings: DataFrame, rare: int, pool: int) -> DataFrame:
+    """(label, mention_norm, term_norm, hits): the `pool` other terms sharing most of the mention's `rare` rarest
+    keys (3-grams or word stems; `keys_of` gives a text's, `df` and `postings` are per (label, gram))."""
+    keys = ["label", "mention_norm"]
+    # A mention that is itself an indexed term counts in its keys' df: discount it, so the keys only it has
+    # (df 1) are not taken as "rare" ones that retrieve nothing else.
+    own = indexed_mentions(terms).withColumn("own", F.lit(1))
+    mk = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
+                                                 F.explode(keys_of("mention_norm")).alias("gram")) \
+        .join(df, ["label", "gram"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
+    # Only the rarest keys of a mention go into the join: common ones ("ion", " de") would multiply it.
+    mk = mk.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy("df", "gram"))) \
+        .filter(F.col("r") <= rare)
+    hits = mk.join(postings, ["label", "gram"]).filter(F.col("term_norm") != F.col("mention_norm")) \
+        .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
+    return hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
+        .filter(F.col("r") <= pool).drop("r")
+
+
 def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: int = 300,
                     top_n: int = 10) -> DataFrame:
     """(label, mention_norm, term_norm, sim) of the terms nearest by word stems, retrieved by the rarest stems.
@@ -136,18 +156,9 @@ def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: 
     """
     keys = ["label", "mention_norm"]
     tstems = terms.select("label", "term_norm").distinct() \
-        .select("label", "term_norm", F.explode(word_stems("term_norm")).alias("stem"))
-    sdf = tstems.groupBy("label", "stem").agg(F.count("*").alias("df")).filter(F.col("df") <= STEM_MAX_DF)
-    own = indexed_mentions(terms).withColumn("own", F.lit(1))
-    ms = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
-                                                 F.explode(word_stems("mention_norm")).alias("stem")) \
-        .join(sdf, ["label", "stem"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
-    ms = ms.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy("df", "stem"))) \
-        .filter(F.col("r") <= rare)
-    hits = ms.join(tstems, ["label", "stem"]).filter(F.col("term_norm") != F.col("mention_norm")) \
-        .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
-    hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
-        .filter(F.col("r") <= pool)
+        .select("label", "term_norm", F.explode(word_stems("term_norm")).alias("gram"))
+    sdf = tstems.groupBy("label", "gram").agg(F.count("*").alias("df")).filter(F.col("df") <= STEM_MAX_DF)
+    hits = _pool_by_rarest(mentions, terms, word_stems, sdf, tstems, rare, pool)
     # character Dice (arrays of 3-grams) is the dear part: only for the terms whose stem Dice can still make the
     # top_n (rank() keeps the ties at the boundary, which the character Dice then orders)
     scored = hits.withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm"))) \
@@ -164,19 +175,7 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
     """Nearest other terms by char 3-gram Dice: retrieve by the mention's rarest grams, re-score the pool exactly;
     with stem_top_n > 0, also the nearest by word stems (stem_neighbours)."""
     keys = ["label", "mention_norm"]
-    # A mention that is itself an indexed term counts in its grams' df: discount it, so the grams only it has
-    # (df 1) are not taken as "rare" ones that retrieve nothing else.
-    own = indexed_mentions(terms).withColumn("own", F.lit(1))
-    mg = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
-                                                 F.explode(char_grams("mention_norm")).alias("gram")) \
-        .join(grams, ["label", "gram"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
-    # Only the rarest grams of a mention go into the join: common grams ("ion", " de") would multiply it.
-    mg = mg.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy("df", "gram"))) \
-        .filter(F.col("r") <= rare_grams)
-    hits = mg.join(postings, ["label", "gram"]).filter(F.col("term_norm") != F.col("mention_norm")) \
-        .groupBy(*keys, "term_norm").agg(F.count("*").alias("hits"))
-    hits = hits.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("hits"), "term_norm"))) \
-        .filter(F.col("r") <= pool)
+    hits = _pool_by_rarest(mentions, terms, char_grams, grams, postings, rare_grams, pool)
     scored = hits.withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
         .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
