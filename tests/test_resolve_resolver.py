@@ -247,7 +247,7 @@ def test_with_codes_fallback_index_and_icd9_equivalents(spark, vocab):
     assert out["algo raro"]["vocabulary_id"] == "ICD10CM" and out["algo raro"]["note_nlp_source_concept_id"] == 0
 
 
-def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplog, tmp_path):
+def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplog):
     from clinlake.config import lake_path
     from jobs import train_resolver
 
@@ -291,23 +291,6 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert summary["index_versions"]["phrases"] >= 0
     assert out["melanoma maligno"]["phrase_precision"] == pytest.approx(20 / 21)
     assert out["neumonía"]["phrase_precision"] == 1.0
-    # scripts/bench_resolver.py on this version: a TSV of mentions, two sizes, build times from its run
-    import json
-
-    from tests.script_modules import load_script
-
-    tsv = tmp_path / "mentions.tsv"
-    tsv.write_text("label\ttext\nDIAGNOSTICO\tneumonía\nDIAGNOSTICO\tNeumonía\nMORFOLOGIA_NEOPLASIA\tmelanoma maligno\n"
-                   "DIAGNOSTICO\t\n", encoding="utf-8")
-    load_script("bench_resolver").main(["--env", "test", "--lake", str(tmp_path / "lake"), "--set",
-                                        f"mlflow.dir={tmp_path / 'mlruns'}", "--data", str(tsv), "--sizes", "1", "0",
-                                        "--partitions", "1", "--out", str(tmp_path / "bench")])
-    bench = json.loads((tmp_path / "bench" / "resolver.json").read_text(encoding="utf-8"))["results"]
-    assert [(r["resolver"], r["alias"]) for r in bench] == [("resolver-es@1", "champion")]
-    assert [(t["mentions"], t["distinct"]) for t in bench[0]["timings"]] == [(1, 1), (3, 2)]   # the empty row dropped
-    assert bench[0]["build"]["index_build_s"] == summary["index_build_s"]
-    assert bench[0]["retrieval"]["stem_top_n"] == resolve.settings(cfg)["stem_top_n"]
-    assert (tmp_path / "bench" / "resolver.png").stat().st_size > 0
     # a retrain overwrites the index tables, but version 1 still serves its own pinned snapshot
     vocab["gazetteer"].filter(F.col("mention") != "fiebre").write.format("delta").mode("overwrite") \
         .save(lake_path(cfg, "gazetteer"))
@@ -404,3 +387,24 @@ def test_stem_channel_reaches_a_name_the_character_neighbours_miss(spark):
     assert set(both) == {"C10.9", "C06.9", "C56.9"}
     assert both["C56.9"]["wsim_syn"] == pytest.approx(0.4)          # stems {carci, ovari} vs {tumor, malig, ovari}
     assert both["C56.9"]["sim_syn"] > 0 and both["C56.9"]["head"] == 0.0
+
+
+def test_bench_resolver_reads_a_tsv_of_mentions_and_refuses_bad_input(tmp_path, capsys):
+    from tests.script_modules import load_script
+
+    bench = load_script("bench_resolver")
+    tsv = tmp_path / "mentions.tsv"
+    tsv.write_text("label\ttext\nDIAGNOSTICO\tneumonía\nMORFOLOGIA_NEOPLASIA\tmelanoma maligno\nDIAGNOSTICO\t\n",
+                   encoding="utf-8")
+    assert bench.read_mentions(tsv, None) == [("DIAGNOSTICO", "neumonía"), ("MORFOLOGIA_NEOPLASIA", "melanoma maligno")]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("mention\tcode\nfiebre\tR50.9\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="label and text"):
+        bench.read_mentions(bad, None)
+    with pytest.raises(SystemExit, match="--corpus"):
+        bench.read_mentions(tmp_path, None)
+    with pytest.raises(SystemExit, match="no such file"):
+        bench.read_mentions(tmp_path / "missing.tsv", None)
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(tsv), "--sizes", "-1"])
+    assert "sizes must be >= 0" in capsys.readouterr().err
