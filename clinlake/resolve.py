@@ -52,8 +52,11 @@ DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_t
                             "gem_relationships": list(GEM_TO_ICD9)}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
-# neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved.
+# neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved. In the
+# order of ix.candidates' (and ranker.training_examples') arguments: retrieval_args passes them so.
 RETRIEVAL = ("rare_grams", "pool", "top_n", "stem_top_n", "stem_rare", "stem_pool")
+# What a Resolver whose params lack a retrieval setting retrieves with (the stem channel off).
+RETRIEVAL_FALLBACK = {"rare_grams": 8, "pool": 50, "top_n": 10, "stem_top_n": 0, "stem_rare": 2, "stem_pool": 300}
 CALIBRATOR_TAG = "top1_calibrator"
 
 
@@ -272,8 +275,7 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     parts = read_index(spark, root, {p: versions[p] for p in INDEX_PARTS})
     t1 = time.time()
     examples = rk.training_examples(vocab["gazetteer"], parts["terms"], parts["postings"], parts["grams"], list(lv),
-                                    int(s["rare_grams"]), int(s["pool"]), int(s["top_n"]),
-                                    *_stem_settings(s)).cache()
+                                    *retrieval_args(s)).cache()
     ranker_args = (float(s["reg_param"]), str(s["ranker"]), dict(s["gbt"] or {}))
     model = rk.fit(examples, *ranker_args)
     scored = rk.with_probability(examples, model)
@@ -388,17 +390,15 @@ def exact_resolver(spark: SparkSession, cfg: DictConfig) -> Resolver:
     return Resolver(ref=EXACT_SYSTEM, exact_index=gazetteer_index(gaz), params=settings(cfg))
 
 
-def _stem_settings(p: dict[str, Any]) -> tuple[int, int, int]:
-    """(stem_top_n, stem_rare, stem_pool) of resolver settings; 0 neighbours (off) when absent."""
-    return int(p.get("stem_top_n", 0) or 0), int(p.get("stem_rare", 2)), int(p.get("stem_pool", 300))
+def retrieval_args(p: Mapping[str, Any]) -> list[int]:
+    """The retrieval settings of resolver settings `p`, in ix.candidates' argument order (RETRIEVAL)."""
+    return [int(p.get(k, RETRIEVAL_FALLBACK[k])) for k in RETRIEVAL]
 
 
 def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
     """Distinct (label, mention_norm) -> top-k (rank, vocabulary_id, concept_code, p, review) by the ranker."""
-    p = resolver.params
     cands = ix.candidates(mentions, resolver.terms, resolver.postings, resolver.grams,
-                          int(p.get("rare_grams", 8)), int(p.get("pool", 50)), int(p.get("top_n", 10)),
-                          *_stem_settings(p))
+                          *retrieval_args(resolver.params))
     cands = cands.join(ix.code_counts(resolver.terms), ["label", "vocabulary_id", "concept_code"], "left")
     scored = rk.with_probability(rk.with_features(cands, ["label", "mention_norm"]), resolver.ranker)
     return rk.top_k(scored, k, ["label", "mention_norm"]) \
