@@ -9,6 +9,7 @@ See docs/resolution.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pickle
@@ -49,7 +50,7 @@ DEFAULTS: dict[str, Any] = {"name": "resolver-es", "alias": "champion", "index_t
                             "icdo_axes": True, "icdo_specific_histology": True,
                             "icdo_classifier": True, "icdo_classifier_c": 3.0, "top1_calibrator": True,
                             "calibrator_folds": 0, "default_leaves": ["ICD10CM"], "value_codes": True,
-                            "gem_relationships": list(GEM_TO_ICD9)}
+                            "gem_relationships": list(GEM_TO_ICD9), "cache": True, "cache_table": "resolver_cache"}
 EXACT_SYSTEM = "resolver-exact"
 # Candidate retrieval settings a version is trained at (tagged `retrieval_<key>`) and then served with: the ranker's
 # neighbour features (summed similarity, the category vote) grow with the number of neighbours retrieved. In the
@@ -82,6 +83,8 @@ class Resolver:
     icdo_classifier: bytes | None = None
     calibrator: dict | None = None     # top-1 calibrator (ranker.fit_top1_calibrator), from the version's tag
     leaf_map: DataFrame | None = None  # header code -> default leaf (vocabulary_id, concept_code, leaf_code, rule)
+    identity: str = ""                 # what makes this version unique beyond its ref: its run id and index versions
+    cache_path: str | None = None      # Delta table of codes already served (cached_codes); None: no cache
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -362,8 +365,11 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     if s.get("default_leaves") and f"index_version_{LEAVES}" in tags:   # an empty list at serving turns them off
         leaves = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{LEAVES}"])) \
             .load(f"{root.rstrip('/')}/{LEAVES}").filter(F.col("vocabulary_id").isin(*list(s["default_leaves"])))
+    cache = lake_path(cfg, str(s["cache_table"])) if s.get("cache") else None
+    identity = json.dumps({"run_id": mv.run_id, "source": mv.source, "index": dict(sorted(tags.items()))},
+                          sort_keys=True)
     return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier,
-                    calibrator=calibrator, leaf_map=leaves, **parts), ref
+                    calibrator=calibrator, leaf_map=leaves, identity=identity, cache_path=cache, **parts), ref
 
 
 def _read_icdo_classifier(spark: SparkSession, path: str, version: int, ref: str) -> bytes | None:
@@ -405,13 +411,9 @@ def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFr
         .select("label", "mention_norm", "rank", "vocabulary_id", "concept_code", "p", "review")
 
 
-def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> DataFrame:
-    """Join each chunk to its best code (score = calibrated p) and its top-k `candidates` array."""
-    k = int(top_k or resolver.params.get("top_k", 5))
-    # The chunks feed two branches (their distinct mentions, and the join back): persist so the recogniser
-    # upstream runs once. Released with the session or by the caller's unpersist of its final frame's inputs.
-    keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
-    top = ranked_candidates(keyed.select("label", "mention_norm").distinct(), resolver, k)
+def _best_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
+    """Distinct (label, mention_norm) -> (vocabulary_id, concept_code, score, candidates): the resolver's answer."""
+    top = ranked_candidates(mentions, resolver, k)
     if resolver.leaf_map is not None:
         top = with_default_leaves(top, resolver.leaf_map)
     arr = top.groupBy("label", "mention_norm").agg(F.sort_array(F.collect_list(F.struct(
@@ -436,8 +438,71 @@ def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> Da
         if resolver.icdo_classifier is not None and resolver.params.get("icdo_classifier", True):
             from udfs.icdo_classify import classify_udf
 
-            classify = classify_udf(keyed.sparkSession.sparkContext.broadcast(resolver.icdo_classifier))
+            classify = classify_udf(mentions.sparkSession.sparkContext.broadcast(resolver.icdo_classifier))
         best = icdo.with_composed_codes(best, resolver.terms, bool(specific), classify)
+    return best
+
+
+# Settings that do not change _best_codes' answer for a mention: left out of the cache key, so that changing
+# them does not empty the cache (min_score is applied after the cache; the alias only finds the version).
+NOT_IN_CACHE_KEY = ("alias", "min_score", "cache", "cache_table")
+
+
+def cache_key(resolver: Resolver, k: int) -> str:
+    """The fingerprint of what _best_codes answers with: the version (ref, run, pinned index parts) and every serving
+    setting, the parts loaded with it included; a change to any of them starts a new key."""
+    params = {key: v for key, v in resolver.params.items() if key not in NOT_IN_CACHE_KEY}
+    state = {"ref": resolver.ref, "identity": resolver.identity, "k": k, "params": params,
+             "leaf_map": resolver.leaf_map is not None, "calibrator": resolver.calibrator,
+             "icdo_classifier": hashlib.sha256(resolver.icdo_classifier).hexdigest()
+             if resolver.icdo_classifier is not None else None}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def cached_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
+    """_best_codes through the Delta cache at resolver.cache_path: only mentions this version and these settings have
+    not coded before are resolved, appended to the cache, and every mention's codes read back from it.
+
+    A mention's codes depend only on (label, mention_norm), the version and the settings (`cache_key`), so a cached
+    answer is the answer: an incremental run over new notes resolves only the mentions no earlier run has seen. Two
+    runs appending the same new mention at once write the same row twice; reading keeps one.
+    """
+    from clinlake import delta
+
+    spark, path, keys = mentions.sparkSession, str(resolver.cache_path), ["label", "mention_norm"]
+    key = cache_key(resolver, k)
+    seen = spark.read.format("delta").load(path).filter(F.col("resolver_key") == key) \
+        if delta.exists(spark, path) else None
+    todo = mentions if seen is None else mentions.join(seen.select(*keys), keys, "left_anti")
+    n_all, n_new = mentions.count(), todo.count()
+    if n_new:
+        # every new mention gets a row, those with no candidate too (null code): else each call would retry them
+        fresh = todo.join(_best_codes(todo, resolver, k), keys, "left").select(
+            F.lit(key).alias("resolver_key"), F.lit(resolver.ref).alias("resolver"), *keys, "vocabulary_id",
+            "concept_code", "score", "candidates", F.current_timestamp().alias("cached_at"))
+        try:
+            delta.ensure_table(spark, path, fresh, ["resolver_key"])
+            fresh.write.format("delta").mode("append").save(path)
+        except Exception as exc:   # noqa: BLE001 - the cache only saves time: serve without it rather than fail
+            log.warning("%s: resolver cache at %s not written (%s); resolving all %d mentions without it",
+                        resolver.ref, path, type(exc).__name__, n_all)
+            return _best_codes(mentions, resolver, k)
+    log.info("%s: %d distinct mentions, %d resolved now, %d from the resolver cache (%s)", resolver.ref, n_all,
+             n_new, n_all - n_new, path)
+    cached = spark.read.format("delta").load(path).filter(F.col("resolver_key") == key) \
+        .join(mentions, keys, "left_semi")
+    return first_by(cached, keys, [F.col("cached_at"), F.col("concept_code")]) \
+        .select(*keys, "vocabulary_id", "concept_code", "score", "candidates")
+
+
+def _ranked_codes(keyed: DataFrame, resolver: Resolver, top_k: int | None) -> DataFrame:
+    """Join each chunk to its best code (score = calibrated p) and its top-k `candidates` array."""
+    k = int(top_k or resolver.params.get("top_k", 5))
+    # The chunks feed two branches (their distinct mentions, and the join back): persist so the recogniser
+    # upstream runs once. Released with the session or by the caller's unpersist of its final frame's inputs.
+    keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
+    mentions = keyed.select("label", "mention_norm").distinct()
+    best = cached_codes(mentions, resolver, k) if resolver.cache_path else _best_codes(mentions, resolver, k)
     min_score = float(resolver.params.get("min_score", 0.0) or 0.0)
     out = keyed.join(best, ["label", "mention_norm"], "left")
     if min_score > 0:

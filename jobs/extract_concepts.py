@@ -122,6 +122,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         **{k: resolver.params.get(k) for k in ("icdo_axes", "icdo_specific_histology", "min_score")},
         # whether this resolver version's ICD-O-3 classifier served (a version trained before it has none)
         "icdo_classifier": resolver.icdo_classifier is not None and bool(resolver.params.get("icdo_classifier", True)),
+        # codes of mentions coded before come from this table (resolve.cached_codes); "none" when off or no version
+        "resolver_cache": str(resolver.params.get("cache_table")) if resolver.cache_path else "none",
     }) as mrun:
         import mlflow
 

@@ -204,6 +204,8 @@ def test_the_run_records_the_resolver_and_its_serving_settings(lake):
     params = runs[-1].data.params   # the oldest: the chain's own run
     assert params["resolver"] == first["extract"]["resolver"]
     assert (params["icdo_axes"], params["icdo_specific_histology"], params["min_score"]) == ("True", "True", "0.0")
+    # the cache of served codes belongs to a registered version; the exact lookup has none
+    assert params["resolver_cache"] == ("none" if params["resolver"] == "resolver-exact" else "resolver_cache")
 
 
 def test_second_run_changes_nothing(spark, lake):

@@ -4,6 +4,7 @@ through with_codes (top-k, calibrated score, ICD-9-CM via GEMs), registry round 
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pytest
 from pyspark.sql import functions as F
@@ -291,6 +292,33 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert summary["index_versions"]["phrases"] >= 0
     assert out["melanoma maligno"]["phrase_precision"] == pytest.approx(20 / 21)
     assert out["neumonía"]["phrase_precision"] == 1.0
+    # what was served is cached under this version's and settings' key; the next call resolves only its new mention,
+    # and a cached row is served as it stands (tampered with here, to show it is read back, not recomputed)
+    from delta.tables import DeltaTable
+
+    cache, key = lake_path(cfg, "resolver_cache"), resolve.cache_key(res, int(res.params["top_k"]))
+    cached = lambda: spark.read.format("delta").load(cache).filter(F.col("resolver_key") == key)  # noqa: E731
+    assert cached().count() == 4 and {r["resolver"] for r in cached().collect()} == {"resolver-es@1"}
+    DeltaTable.forPath(spark, cache).update(F.col("mention_norm") == "neumonia", {"concept_code": F.lit("J99")})
+    cached().filter(F.col("mention_norm") == "melanoma maligno").write.format("delta").mode("append").save(cache)
+    # "qqqq" has no candidate at all: cached as such (null code), so the next call does not try it again
+    more = chunks.unionByName(spark.createDataFrame([(2, "DIAGNOSTICO", "fiebre"), (2, "DIAGNOSTICO", "qqqq")],
+                                                    chunks.schema))
+    served = resolve.with_codes(more, res, vocab["concept"], vocab["concept_relationship"], LV).collect()
+    assert len(served) == 6 and cached().count() == 7   # two new mentions resolved; a duplicate row read once
+    assert cached().filter(F.col("mention_norm") == "qqqq").first()["concept_code"] is None
+    again = {r["lexical_variant"]: r for r in served}
+    assert again["neumonía"]["concept_code"] == "J99" and again["fiebre"]["concept_code"] is not None
+    assert again["qqqq"]["concept_code"] is None
+    assert {v: r["concept_code"] for v, r in again.items() if v not in ("neumonía", "fiebre", "qqqq")} == \
+        {v: r["concept_code"] for v, r in out.items() if v != "neumonía"}
+    with caplog.at_level(logging.INFO, logger="clinlake.resolve"):
+        assert resolve.with_codes(more, res, vocab["concept"], vocab["concept_relationship"], LV).count() == 6
+    assert cached().count() == 7 and "6 distinct mentions, 0 resolved now, 6 from the resolver cache" in caplog.text
+    DeltaTable.forPath(spark, cache).update(F.col("mention_norm") == "neumonia", {"concept_code": F.lit("J18.9")})
+    from omegaconf import OmegaConf
+
+    assert resolve.load_resolver(spark, OmegaConf.merge(cfg, {"resolver": {"cache": False}}))[0].cache_path is None
     # a retrain overwrites the index tables, but version 1 still serves its own pinned snapshot
     vocab["gazetteer"].filter(F.col("mention") != "fiebre").write.format("delta").mode("overwrite") \
         .save(lake_path(cfg, "gazetteer"))
@@ -348,8 +376,6 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
         m.setattr(resolve, "_read_icdo_classifier", lambda *a: pytest.fail("classifier read with the setting off"))
         assert resolve.load_resolver(spark, off)[0].icdo_classifier is None
     # a classifier fitted on other features than this code computes is not served: its weights would misread them
-    import logging
-
     from clinlake import delta
 
     client = MlflowClient()
