@@ -432,6 +432,10 @@ def _best_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
         best = best.withColumn("concept_code", values.value_code(F.col("concept_code"), F.col("vocabulary_id"),
                                                                  F.col("mention_norm")))
     if resolver.params.get("icdo_axes", DEFAULTS["icdo_axes"]):
+        # icdo joins the ranked rows with a part of themselves (the unseen tumour mentions): persisted, the whole
+        # ranking is computed once, not once per branch. One small row per distinct mention; released with the
+        # session, as `keyed` is.
+        best = best.persist(StorageLevel.MEMORY_AND_DISK)
         # unseen tumour mentions: behaviour and grade from their own words (clinlake.resolver.icdo)
         specific = resolver.params.get("icdo_specific_histology", DEFAULTS["icdo_specific_histology"])
         classify = None
