@@ -478,6 +478,8 @@ def cached_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
     seen = spark.read.format("delta").load(path).filter(F.col("resolver_key") == key) \
         if delta.exists(spark, path) else None
     todo = mentions if seen is None else mentions.join(seen.select(*keys), keys, "left_anti")
+    # candidate generation reads its mentions in several branches: the anti-join against the cache is done once
+    todo = todo.persist(StorageLevel.MEMORY_AND_DISK)
     n_all, n_new = mentions.count(), todo.count()
     if n_new:
         # every new mention gets a row, those with no candidate too (null code): else each call would retry them
@@ -490,7 +492,9 @@ def cached_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
         except Exception as exc:   # noqa: BLE001 - the cache only saves time: serve without it rather than fail
             log.warning("%s: resolver cache at %s not written (%s); resolving all %d mentions without it",
                         resolver.ref, path, type(exc).__name__, n_all)
+            todo.unpersist()
             return _best_codes(mentions, resolver, k)
+    todo.unpersist()
     log.info("%s: %d distinct mentions, %d resolved now, %d from the resolver cache (%s)", resolver.ref, n_all,
              n_new, n_all - n_new, path)
     cached = spark.read.format("delta").load(path).filter(F.col("resolver_key") == key) \
