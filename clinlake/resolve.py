@@ -83,7 +83,7 @@ class Resolver:
     icdo_classifier: bytes | None = None
     calibrator: dict | None = None     # top-1 calibrator (ranker.fit_top1_calibrator), from the version's tag
     leaf_map: DataFrame | None = None  # header code -> default leaf (vocabulary_id, concept_code, leaf_code, rule)
-    identity: str = ""                 # what makes this version unique beyond its ref: its run id and index versions
+    identity: str = ""                 # what makes this version unique beyond its ref: run id, source, all its tags
     cache_path: str | None = None      # Delta table of codes already served (cached_codes); None: no cache
 
 

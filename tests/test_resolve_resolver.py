@@ -292,8 +292,8 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert summary["index_versions"]["phrases"] >= 0
     assert out["melanoma maligno"]["phrase_precision"] == pytest.approx(20 / 21)
     assert out["neumonía"]["phrase_precision"] == 1.0
-    # what was served is cached under this version's and settings' key; the next call resolves only its new mention,
-    # and a cached row is served as it stands (tampered with here, to show it is read back, not recomputed)
+    # what was served is cached under this version's and settings' key; the next call resolves only its new
+    # mentions, and a cached row is served as it stands (tampered with here, to show it is read back, not recomputed)
     from delta.tables import DeltaTable
 
     cache, key = lake_path(cfg, "resolver_cache"), resolve.cache_key(res, int(res.params["top_k"]))
@@ -334,8 +334,6 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert again.terms.filter(F.col("term_norm") == "fiebre").count() == 1
     assert again.icdo_classifier == res.icdo_classifier
     # the version serves with the retrieval settings it was trained at, whatever the configuration says now
-    from omegaconf import OmegaConf
-
     assert {k: int(v) for k, v in MlflowClient().get_model_version("resolver-es", "1").tags.items()
             if k.startswith("retrieval_")} == {f"retrieval_{k}": int(resolve.settings(cfg)[k])
                                                for k in resolve.RETRIEVAL}
