@@ -487,7 +487,8 @@ def cached_codes(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
             F.lit(key).alias("resolver_key"), F.lit(resolver.ref).alias("resolver"), *keys, "vocabulary_id",
             "concept_code", "score", "candidates", F.current_timestamp().alias("cached_at"))
         try:
-            delta.ensure_table(spark, path, fresh, ["resolver_key"])
+            if seen is None:   # checked above: create it partitioned by key; an existing one already has its schema
+                delta.ensure_table(spark, path, fresh, ["resolver_key"])
             fresh.write.format("delta").mode("append").save(path)
         except Exception as exc:   # noqa: BLE001 - the cache only saves time: serve without it rather than fail
             log.warning("%s: resolver cache at %s not written (%s); resolving all %d mentions without it",
