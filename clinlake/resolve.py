@@ -33,6 +33,11 @@ from clinlake.vocab.normalize import normalize_col
 log = logging.getLogger(__name__)
 
 INDEX_PARTS = ("terms", "postings", "grams")
+# Optional parts: aggregates of the terms that every call needs (ix.derived_parts), stored since session 44 so that
+# serving reads them; older versions have none and compute them in each call. The stem postings also carry the
+# fingerprint of the word_stems that made them (STEMS_TAG): another fingerprint serves without them.
+DERIVED_PARTS = ("term_set", "stem_postings", "stem_grams", "code_counts")
+STEMS_TAG = "index_stems"
 # Optional part: phrase_key, label, annotated, occurrences of the training texts (models.recogniser.precision),
 # snapshotted with the index so a version serves the counts it was trained with; older versions have none.
 PHRASES = "phrases"
@@ -85,6 +90,7 @@ class Resolver:
     leaf_map: DataFrame | None = None  # header code -> default leaf (vocabulary_id, concept_code, leaf_code, rule)
     identity: str = ""                 # what makes this version unique beyond its ref: run id, source, all its tags
     cache_path: str | None = None      # Delta table of codes already served (cached_codes); None: no cache
+    derived: dict[str, DataFrame] | None = None  # the version's stored aggregates of `terms` (DERIVED_PARTS)
 
 
 def gazetteer_index(gazetteer: DataFrame) -> DataFrame:
@@ -111,11 +117,12 @@ def build_index(gazetteer: DataFrame, concept: DataFrame, synonym: DataFrame,
 
 
 def save_index(spark: SparkSession, parts: dict[str, DataFrame], root: str) -> dict[str, int]:
-    """Overwrite <root>/<part> as Delta tables; returns each part's new Delta version (pinned by the model)."""
+    """Overwrite <root>/<part> as Delta tables (the parts of INDEX_PARTS and DERIVED_PARTS given); returns each
+    part's new Delta version (pinned by the model)."""
     from clinlake import delta
 
     versions = {}
-    for name in INDEX_PARTS:
+    for name in [p for p in (*INDEX_PARTS, *DERIVED_PARTS) if p in parts]:
         path = f"{root.rstrip('/')}/{name}"
         parts[name].write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
         versions[name] = int(delta.version(spark, path))
@@ -123,9 +130,9 @@ def save_index(spark: SparkSession, parts: dict[str, DataFrame], root: str) -> d
 
 
 def read_index(spark: SparkSession, root: str, versions: Mapping[str, int]) -> dict[str, DataFrame]:
-    """The index parts exactly as trained (Delta time travel to the pinned versions)."""
-    return {name: spark.read.format("delta").option("versionAsOf", int(versions[name]))
-            .load(f"{root.rstrip('/')}/{name}") for name in INDEX_PARTS}
+    """The index parts named in `versions`, exactly as trained (Delta time travel to the pinned versions)."""
+    return {name: spark.read.format("delta").option("versionAsOf", int(v)).load(f"{root.rstrip('/')}/{name}")
+            for name, v in versions.items()}
 
 
 def save_phrases(spark: SparkSession, cfg: DictConfig, root: str) -> int | None:
@@ -262,6 +269,9 @@ def train(spark: SparkSession, cfg: DictConfig) -> tuple[Any, dict[str, int], di
     root = lake_path(cfg, str(s["index_table"]))
     versions = save_index(spark, build_index(vocab["gazetteer"], vocab["concept"], vocab["concept_synonym"], lv,
                                              int(s["max_df"])), root)
+    # aggregated from the stored terms, not from their lazy build: the vocabulary joins are not run again
+    stored_terms = read_index(spark, root, {"terms": versions["terms"]})["terms"]
+    versions.update(save_index(spark, ix.derived_parts(stored_terms), root))
     phrases_v = save_phrases(spark, cfg, root)
     if phrases_v is not None:
         versions[PHRASES] = phrases_v
@@ -349,6 +359,13 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
         log.info("%s serves with the retrieval settings it was trained at: %s", ref, pinned)
     s = {**s, **pinned}   # a version trained before the tags serves with the configured settings
     parts = read_index(spark, root, versions)
+    derived = None
+    if all(f"index_version_{p}" in tags for p in DERIVED_PARTS):   # versions trained before session 44 have none
+        stored = [p for p in DERIVED_PARTS if p not in ix.STEM_PARTS or tags.get(STEMS_TAG) == ix.STEMS_FINGERPRINT]
+        if len(stored) < len(DERIVED_PARTS):
+            log.info("%s: stem postings stored by another word_stems (%s): derived from the terms instead", ref,
+                     tags.get(STEMS_TAG))
+        derived = read_index(spark, root, {p: int(tags[f"index_version_{p}"]) for p in stored})
     phrases = None
     if f"index_version_{PHRASES}" in tags:   # versions trained before the counts were snapshotted have none
         phrases = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{PHRASES}"])) \
@@ -369,7 +386,8 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     identity = json.dumps({"run_id": mv.run_id, "source": mv.source, "index": dict(sorted(tags.items()))},
                           sort_keys=True)
     return Resolver(ref=ref, ranker=ranker, params=s, phrases=phrases, icdo_classifier=classifier,
-                    calibrator=calibrator, leaf_map=leaves, identity=identity, cache_path=cache, **parts), ref
+                    calibrator=calibrator, leaf_map=leaves, identity=identity, cache_path=cache, derived=derived,
+                    **parts), ref
 
 
 def _read_icdo_classifier(spark: SparkSession, path: str, version: int, ref: str) -> bytes | None:
@@ -403,9 +421,11 @@ def retrieval_args(p: Mapping[str, Any]) -> list[int]:
 
 def ranked_candidates(mentions: DataFrame, resolver: Resolver, k: int) -> DataFrame:
     """Distinct (label, mention_norm) -> top-k (rank, vocabulary_id, concept_code, p, review) by the ranker."""
+    derived = resolver.derived or {}
     cands = ix.candidates(mentions, resolver.terms, resolver.postings, resolver.grams,
-                          *retrieval_args(resolver.params))
-    cands = cands.join(ix.code_counts(resolver.terms), ["label", "vocabulary_id", "concept_code"], "left")
+                          *retrieval_args(resolver.params), derived=derived)
+    counts = derived["code_counts"] if "code_counts" in derived else ix.code_counts(resolver.terms)
+    cands = cands.join(counts, ["label", "vocabulary_id", "concept_code"], "left")
     scored = rk.with_probability(rk.with_features(cands, ["label", "mention_norm"]), resolver.ranker)
     return rk.top_k(scored, k, ["label", "mention_norm"]) \
         .select("label", "mention_norm", "rank", "vocabulary_id", "concept_code", "p", "review")

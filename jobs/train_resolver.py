@@ -18,6 +18,7 @@ from clinlake import delta, resolve, tracking  # noqa: E402
 from clinlake.cli import base_parser, run_job  # noqa: E402
 from clinlake.config import lake_path  # noqa: E402
 from clinlake.errors import UserError  # noqa: E402
+from clinlake.resolver import index as ix  # noqa: E402
 from clinlake.resolver import ranker as rk  # noqa: E402
 
 log = logging.getLogger("clinlake.train_resolver")
@@ -48,6 +49,8 @@ def run(spark: SparkSession, cfg: DictConfig, args: argparse.Namespace) -> dict:
         client.set_model_version_tag(name, version, "index_path", lake_path(cfg, str(s["index_table"])))
         for part, v in versions.items():
             client.set_model_version_tag(name, version, f"index_version_{part}", str(v))
+        # the stored stem postings serve only a word_stems with this fingerprint (resolve.load_resolver)
+        client.set_model_version_tag(name, version, resolve.STEMS_TAG, ix.STEMS_FINGERPRINT)
         # the ranker learnt its neighbour features at these retrieval settings: the version serves with them
         for k in resolve.RETRIEVAL:
             client.set_model_version_tag(name, version, f"retrieval_{k}", str(int(s[k])))

@@ -261,6 +261,9 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert summary["loo_acc1_morfologia_neoplasia"] >= summary["loo_acc1_exact_morfologia_neoplasia"]
     res, ref = resolve.load_resolver(spark, cfg)
     assert ref == "resolver-es@1" and res.ranker is not None
+    # the terms' aggregates that every call needs are stored with the version and served from there
+    assert set(resolve.DERIVED_PARTS) <= set(summary["index_versions"])
+    assert set(res.derived) == set(resolve.DERIVED_PARTS)
     chunks = spark.createDataFrame([(1, "MORFOLOGIA_NEOPLASIA", "melanoma maligno"),
                                     (1, "MORFOLOGIA_NEOPLASIA", "adenocarcinoma ductal metastásico"),
                                     (1, "DIAGNOSTICO", "neumonía"), (1, "DIAGNOSTICO", "úlcera duodenal")],
@@ -346,6 +349,15 @@ def test_train_register_and_serve_by_alias(spark, cfg, vocab, monkeypatch, caplo
     assert resolve.load_resolver(spark, cfg)[0].params["stem_top_n"] == 0
     MlflowClient().set_model_version_tag("resolver-es", "1", "retrieval_stem_top_n",
                                          str(resolve.settings(cfg)["stem_top_n"]))
+    # stem postings stored by another word_stems are not served (derived in the call again); a version trained
+    # before the aggregates were stored serves without them
+    MlflowClient().set_model_version_tag("resolver-es", "1", resolve.STEMS_TAG, "another")
+    assert set(resolve.load_resolver(spark, cfg)[0].derived) == {"term_set", "code_counts"}
+    MlflowClient().set_model_version_tag("resolver-es", "1", resolve.STEMS_TAG, ix.STEMS_FINGERPRINT)
+    stored = MlflowClient().get_model_version("resolver-es", "1").tags["index_version_term_set"]
+    MlflowClient().delete_model_version_tag("resolver-es", "1", "index_version_term_set")
+    assert resolve.load_resolver(spark, cfg)[0].derived is None
+    MlflowClient().set_model_version_tag("resolver-es", "1", "index_version_term_set", stored)
     # the version's top-1 calibrator scores its top codes; turned off, the ranker's p does
     assert summary["top1_calibrator"] is True and res.calibrator["labels"] == sorted(cfg.extract.label_vocabularies)
     plain = OmegaConf.merge(cfg, {"resolver": {"top1_calibrator": False}})
@@ -411,6 +423,25 @@ def test_stem_channel_reaches_a_name_the_character_neighbours_miss(spark):
     assert set(both) == {"C10.9", "C06.9", "C56.9"}
     assert both["C56.9"]["wsim_syn"] == pytest.approx(0.4)          # stems {carci, ovari} vs {tumor, malig, ovari}
     assert both["C56.9"]["sim_syn"] > 0 and both["C56.9"]["head"] == 0.0
+
+
+def test_stored_term_aggregates_give_the_same_candidates(spark, index):
+    from pyspark.testing import assertDataFrameEqual
+
+    # mentions that are terms themselves (their own keys are discounted through the term set), unseen ones, a null
+    ments = _mentions(spark, [("DIAGNOSTICO", "neumonia"), ("DIAGNOSTICO", "neumonia bilateral derecha"),
+                              ("MORFOLOGIA_NEOPLASIA", "melanomas malignos"), ("MORFOLOGIA_NEOPLASIA", "metastasis"),
+                              ("DIAGNOSTICO", None)])
+    derived = ix.derived_parts(index["terms"])
+    assert set(derived) == set(resolve.DERIVED_PARTS)
+    counts = {(r["label"], r["concept_code"]): r["code_count"] for r in derived["code_counts"].collect()}
+    assert counts[("MORFOLOGIA_NEOPLASIA", "8000/6")] == 6 and counts[("DIAGNOSTICO", "J18.9")] == 4
+    assert {"neumo", "bilat"} <= {r["gram"] for r in derived["stem_postings"]
+                                  .filter(F.col("term_norm") == "neumonia bilateral").collect()}
+    args = dict(rare_grams=8, pool=20, top_n=5, stem_top_n=3)
+    assertDataFrameEqual(ix.candidates(ments, index["terms"], index["postings"], index["grams"], **args,
+                                       derived=derived),
+                         ix.candidates(ments, index["terms"], index["postings"], index["grams"], **args))
 
 
 def test_bench_resolver_reads_a_tsv_of_mentions_and_refuses_bad_input(tmp_path, capsys):

@@ -6,10 +6,17 @@ Tables (all small enough to live as one Delta snapshot each, see clinlake.resolv
             name or synonym), review (1 = accepted by a terminologist)
 - postings: label, gram, term_norm  (only grams with document frequency <= max_df)
 - grams:    label, gram, df         (the same grams with their document frequency)
+and the aggregates of `terms` that every call needs (`derived_parts`, stored with the version since session 44):
+- term_set:      label, mention_norm                      (the distinct indexed terms)
+- stem_postings: label, term_norm, gram                   (every word stem of every distinct term)
+- stem_grams:    label, gram, df                          (stems in at most STEM_MAX_DF terms, with that count)
+- code_counts:   label, vocabulary_id, concept_code, code_count
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Callable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
@@ -49,6 +56,12 @@ ADJECTIVE_STEMS: dict[str, str] = {
 
 # Stems found in more terms than this do not retrieve ("lesio", "tumor"): like max_df for the 3-grams.
 STEM_MAX_DF = 2000
+# What stored stem postings were computed with: a version whose tag differs derives them again, since stems
+# stored by another word_stems would not meet the stems this code gives its mentions. "prefix-5" names word_stems'
+# rule: change it with the rule.
+STEMS_FINGERPRINT = hashlib.sha256(json.dumps(["prefix-5", ADJECTIVE_STEMS, STEM_MAX_DF], sort_keys=True)
+                                   .encode()).hexdigest()[:16]
+STEM_PARTS = ("stem_postings", "stem_grams")
 
 
 def word_stems(col: Column | str) -> Column:
@@ -127,13 +140,13 @@ def exact_candidates(mentions: DataFrame, terms: DataFrame) -> DataFrame:
 
 
 def _pool_by_rarest(mentions: DataFrame, terms: DataFrame, keys_of: Callable[[str], Column], df: DataFrame,
-                    postings: DataFrame, rare: int, pool: int) -> DataFrame:
+                    postings: DataFrame, rare: int, pool: int, term_set: DataFrame | None = None) -> DataFrame:
     """(label, mention_norm, term_norm, hits): the `pool` other terms sharing most of the mention's `rare` rarest
     keys (3-grams or word stems; `keys_of` gives a text's, `df` and `postings` are per (label, gram))."""
     keys = ["label", "mention_norm"]
     # A mention that is itself an indexed term counts in its keys' df: discount it, so the keys only it has
     # (df 1) are not taken as "rare" ones that retrieve nothing else.
-    own = indexed_mentions(terms).withColumn("own", F.lit(1))
+    own = (indexed_mentions(terms) if term_set is None else term_set).withColumn("own", F.lit(1))
     mk = mentions.join(own, keys, "left").select(*keys, F.coalesce("own", F.lit(0)).alias("own"),
                                                  F.explode(keys_of("mention_norm")).alias("gram")) \
         .join(df, ["label", "gram"]).withColumn("df", F.col("df") - F.col("own")).filter(F.col("df") > 0)
@@ -146,19 +159,39 @@ def _pool_by_rarest(mentions: DataFrame, terms: DataFrame, keys_of: Callable[[st
         .filter(F.col("r") <= pool).drop("r")
 
 
+def stem_postings(terms: DataFrame) -> DataFrame:
+    """(label, term_norm, gram): every word stem of every distinct term."""
+    return terms.select("label", "term_norm").distinct() \
+        .select("label", "term_norm", F.explode(word_stems("term_norm")).alias("gram"))
+
+
+def stem_grams(postings: DataFrame) -> DataFrame:
+    """(label, gram, df): the stems of at most STEM_MAX_DF terms, with their number of terms."""
+    return postings.groupBy("label", "gram").agg(F.count("*").alias("df")).filter(F.col("df") <= STEM_MAX_DF)
+
+
+def derived_parts(terms: DataFrame) -> dict[str, DataFrame]:
+    """The aggregates of `terms` that candidate generation needs in every call. A version stores them beside its
+    postings (clinlake.resolve.train), so that serving reads them instead of aggregating the whole terms table
+    again in each call."""
+    postings = stem_postings(terms)
+    return {"term_set": indexed_mentions(terms), "stem_postings": postings, "stem_grams": stem_grams(postings),
+            "code_counts": code_counts(terms)}
+
+
 def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: int = 300,
-                    top_n: int = 10) -> DataFrame:
+                    top_n: int = 10, derived: Mapping[str, DataFrame] | None = None) -> DataFrame:
     """(label, mention_norm, term_norm, sim) of the terms nearest by word stems, retrieved by the rarest stems.
 
     The second retrieval channel beside the character one: "carcinoma ovarico" shares too few 3-grams with "tumor
-    maligno del ovario" to be among its character neighbours, but meets it in the stem "ovari". Stem postings are
-    derived from `terms` here (a few hundred thousand rows), so the index snapshots need no new part.
+    maligno del ovario" to be among its character neighbours, but meets it in the stem "ovari". The stem postings
+    come from `derived` (derived_parts, stored with the version) or, without them, from `terms` in this call.
     """
     keys = ["label", "mention_norm"]
-    tstems = terms.select("label", "term_norm").distinct() \
-        .select("label", "term_norm", F.explode(word_stems("term_norm")).alias("gram"))
-    sdf = tstems.groupBy("label", "gram").agg(F.count("*").alias("df")).filter(F.col("df") <= STEM_MAX_DF)
-    hits = _pool_by_rarest(mentions, terms, word_stems, sdf, tstems, rare, pool)
+    d = dict(derived or {})
+    tstems = d["stem_postings"] if "stem_postings" in d else stem_postings(terms)
+    sdf = d["stem_grams"] if "stem_grams" in d else stem_grams(tstems)
+    hits = _pool_by_rarest(mentions, terms, word_stems, sdf, tstems, rare, pool, d.get("term_set"))
     # character Dice (arrays of 3-grams) is the dear part: only for the terms whose stem Dice can still make the
     # top_n (rank() keeps the ties at the boundary, which the character Dice then orders)
     scored = hits.withColumn("wsim", dice(word_stems("mention_norm"), word_stems("term_norm"))) \
@@ -171,17 +204,19 @@ def stem_neighbours(mentions: DataFrame, terms: DataFrame, rare: int = 2, pool: 
 
 def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
                      rare_grams: int = 8, pool: int = 50, top_n: int = 10, stem_top_n: int = 0,
-                     stem_rare: int = 2, stem_pool: int = 300) -> DataFrame:
+                     stem_rare: int = 2, stem_pool: int = 300,
+                     derived: Mapping[str, DataFrame] | None = None) -> DataFrame:
     """Nearest other terms by char 3-gram Dice: retrieve by the mention's rarest grams, re-score the pool exactly;
     with stem_top_n > 0, also the nearest by word stems (stem_neighbours)."""
     keys = ["label", "mention_norm"]
-    hits = _pool_by_rarest(mentions, terms, char_grams, grams, postings, rare_grams, pool)
+    hits = _pool_by_rarest(mentions, terms, char_grams, grams, postings, rare_grams, pool,
+                           (derived or {}).get("term_set"))
     scored = hits.withColumn("sim", dice(char_grams("mention_norm"), char_grams("term_norm")))
     best = scored.withColumn("r", F.row_number().over(Window.partitionBy(*keys).orderBy(F.desc("sim"), "term_norm"))) \
         .filter(F.col("r") <= top_n).select(*keys, "term_norm", "sim")
     if stem_top_n > 0:
-        best = best.unionByName(stem_neighbours(mentions.select(*keys), terms, stem_rare, stem_pool, stem_top_n)) \
-            .distinct()
+        best = best.unionByName(stem_neighbours(mentions.select(*keys), terms, stem_rare, stem_pool, stem_top_n,
+                                                derived)).distinct()
     # word-stem Dice beside the character one: "absceso pulmonar" is nearer "absceso del pulmon" (both words) than
     # "absceso cutaneo" (one), which 3-grams alone barely tell apart
     best = best.withColumn("_ms", word_stems("mention_norm")).withColumn("_ts", word_stems("term_norm"))
@@ -204,11 +239,14 @@ def ngram_candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame,
 
 def candidates(mentions: DataFrame, terms: DataFrame, postings: DataFrame, grams: DataFrame,
                rare_grams: int = 8, pool: int = 50, top_n: int = 10, stem_top_n: int = 0,
-               stem_rare: int = 2, stem_pool: int = 300) -> DataFrame:
-    """Distinct (label, mention_norm) -> candidate codes with exact and n-gram evidence (CANDIDATE_COLS)."""
+               stem_rare: int = 2, stem_pool: int = 300,
+               derived: Mapping[str, DataFrame] | None = None) -> DataFrame:
+    """Distinct (label, mention_norm) -> candidate codes with exact and n-gram evidence (CANDIDATE_COLS); `derived`:
+    the version's stored aggregates of `terms` (derived_parts), else they are computed here."""
     mentions = mentions.select("label", "mention_norm").distinct()
     both = exact_candidates(mentions, terms).unionByName(
-        ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n, stem_top_n, stem_rare, stem_pool))
+        ngram_candidates(mentions, terms, postings, grams, rare_grams, pool, top_n, stem_top_n, stem_rare, stem_pool,
+                         derived))
     return both.groupBy("label", "mention_norm", "vocabulary_id", "concept_code").agg(
         F.sum("exact_gaz_count").alias("exact_gaz_count"), F.max("exact_syn").alias("exact_syn"),
         F.max("review").alias("review"), *[F.max(c).alias(c) for c in SIMILARITY_COLS])
