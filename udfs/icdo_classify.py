@@ -47,9 +47,10 @@ def _svms(x: Any, hist: Sequence[str], rest: Sequence[str], w: Sequence[float], 
     """The histology SVM and the rest SVM (or the constant rest when every example has the same one)."""
     from sklearn.svm import LinearSVC
 
-    # one rest for every mention (e.g. all "3") leaves nothing to learn: keep the constant
-    r: Any = LinearSVC(C=c).fit(x, rest, sample_weight=w) if len(set(rest)) > 1 else rest[0]
-    return LinearSVC(C=c).fit(x, hist, sample_weight=w), r
+    # one rest for every mention (e.g. all "3") leaves nothing to learn: keep the constant. liblinear shuffles its
+    # coordinates: seeded, so one training set gives one model
+    r: Any = LinearSVC(C=c, random_state=0).fit(x, rest, sample_weight=w) if len(set(rest)) > 1 else rest[0]
+    return LinearSVC(C=c, random_state=0).fit(x, hist, sample_weight=w), r
 
 
 def _margins(hist: Any, rest: Any, x: Any) -> tuple[Any, Any, Any]:
@@ -108,6 +109,10 @@ def fit_model(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[f
     and its workers read those bytes through model_for."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    # in one order whatever order they came in (a Spark collect's varies between runs): the folds and the solvers
+    # depend on it
+    ordered = sorted(zip(mentions, codes, [float(v) for v in weights]))
+    mentions, codes, weights = [m for m, _, _ in ordered], [c_ for _, c_, _ in ordered], [v for _, _, v in ordered]
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+")
     # min_df 2 drops the grams of one-off typos in a real gazetteer; a tiny one (tests, a new site) keeps them all
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
