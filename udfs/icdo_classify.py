@@ -112,7 +112,9 @@ def fit_model(mentions: Sequence[str], codes: Sequence[str], weights: Sequence[f
     # in one order whatever order they came in (a Spark collect's varies between runs): the folds and the solvers
     # depend on it
     ordered = sorted(zip(mentions, codes, [float(v) for v in weights]))
-    mentions, codes, weights = [m for m, _, _ in ordered], [c_ for _, c_, _ in ordered], [v for _, _, v in ordered]
+    mentions = [m for m, _, _ in ordered]
+    codes = [code for _, code, _ in ordered]
+    weights = [v for _, _, v in ordered]
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+")
     # min_df 2 drops the grams of one-off typos in a real gazetteer; a tiny one (tests, a new site) keeps them all
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
