@@ -352,24 +352,27 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
     ranker, ref = tracking.load_model_version(name, alias, mv)
     tags = mv.tags or {}
     root = tags.get("index_path") or lake_path(cfg, str(s["index_table"]))
-    versions = {p: int(tags[f"index_version_{p}"]) for p in INDEX_PARTS}
+
+    def at_tags(*names: str) -> dict[str, DataFrame]:
+        """The named index parts at the Delta versions this version's tags pin."""
+        return read_index(spark, root, {p: int(tags[f"index_version_{p}"]) for p in names})
+
     pinned = {k: int(tags[f"retrieval_{k}"]) for k in RETRIEVAL if f"retrieval_{k}" in tags}
     pinned.setdefault("stem_top_n", 0)   # a version trained before the stem channel was ranked without it
     if any(int(s[k]) != v for k, v in pinned.items()):
         log.info("%s serves with the retrieval settings it was trained at: %s", ref, pinned)
     s = {**s, **pinned}   # a version trained before the tags serves with the configured settings
-    parts = read_index(spark, root, versions)
+    parts = at_tags(*INDEX_PARTS)
     derived = None
     if all(f"index_version_{p}" in tags for p in DERIVED_PARTS):   # versions trained before session 44 have none
         stored = [p for p in DERIVED_PARTS if p not in ix.STEM_PARTS or tags.get(STEMS_TAG) == ix.STEMS_FINGERPRINT]
         if len(stored) < len(DERIVED_PARTS):
             log.info("%s: stem postings stored by another word_stems (%s): derived from the terms instead", ref,
                      tags.get(STEMS_TAG))
-        derived = read_index(spark, root, {p: int(tags[f"index_version_{p}"]) for p in stored})
+        derived = at_tags(*stored)
     phrases = None
     if f"index_version_{PHRASES}" in tags:   # versions trained before the counts were snapshotted have none
-        phrases = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{PHRASES}"])) \
-            .load(f"{root.rstrip('/')}/{PHRASES}")
+        phrases = at_tags(PHRASES)[PHRASES]
     classifier = None
     # one small row: the model's bytes, broadcast when serving; not read when the setting turns it off
     if s.get("icdo_classifier", True) and f"index_version_{CLASSIFIER}" in tags:
@@ -380,8 +383,7 @@ def load_resolver(spark: SparkSession, cfg: DictConfig, alias: str | None = None
         calibrator = json.loads(tags[CALIBRATOR_TAG])
     leaves = None
     if s.get("default_leaves") and f"index_version_{LEAVES}" in tags:   # an empty list at serving turns them off
-        leaves = spark.read.format("delta").option("versionAsOf", int(tags[f"index_version_{LEAVES}"])) \
-            .load(f"{root.rstrip('/')}/{LEAVES}").filter(F.col("vocabulary_id").isin(*list(s["default_leaves"])))
+        leaves = at_tags(LEAVES)[LEAVES].filter(F.col("vocabulary_id").isin(*list(s["default_leaves"])))
     cache = lake_path(cfg, str(s["cache_table"])) if s.get("cache") else None
     identity = json.dumps({"run_id": mv.run_id, "source": mv.source, "index": dict(sorted(tags.items()))},
                           sort_keys=True)
